@@ -7,8 +7,26 @@ second pytest pass with ``XLA_FLAGS=--xla_force_host_platform_device_count=8``. 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import jax
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's cache of bundled datasets (also ``$JDL_DATA_DIR``).
+
+    ``JDL_DATA_DIR`` and ``XDG_CACHE_HOME`` point into pytest's temporary directory for the
+    whole session, so no test writes into the user's home directory, and each bundled
+    dataset is generated at most once per session.
+    """
+    root = tmp_path_factory.mktemp("jdl-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JDL_DATA_DIR", str(root))
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield root
 
 
 def pytest_collection_modifyitems(config, items):

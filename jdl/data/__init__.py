@@ -1,0 +1,43 @@
+"""Datasets and input pipelines: ``load``, ``batches``, bundled datasets, augmentation.
+
+Bundled datasets (:data:`BUNDLED`) are generated locally, without network access, by
+TFDS builders (:mod:`jdl.data.builders`) into ``array_record`` files in a cache
+directory, and read by index without TensorFlow. Every example is a dict with ``"x"``
+(inputs) and ``"y"`` (targets); TFDS catalog datasets get their supervised keys renamed
+to these. :func:`batches` turns any such source into shuffled, per-process batches.
+
+Example:
+    >>> import jdl.data
+    >>> train = jdl.data.load("digits", "train")
+    >>> batch = next(jdl.data.batches(train, batch_size=64))
+    >>> batch["x"].shape, batch["y"].shape
+    ((64, 8, 8, 1), (64,))
+"""
+
+from jdl.data.augment import gaussian_noise, random_crop, random_flip
+from jdl.data.cache import resolve_data_dir
+from jdl.data.coffee import coffee_demand
+from jdl.data.errors import DatasetNotPreparedError, UnknownDatasetError, UnknownSplitError
+from jdl.data.info import DatasetInfo, dataset_info
+from jdl.data.pipeline import batches, epoch_order
+from jdl.data.prepare import BUNDLED
+from jdl.data.sources import SupervisedSource, as_arrays, load
+
+__all__ = [
+    "BUNDLED",
+    "DatasetInfo",
+    "DatasetNotPreparedError",
+    "SupervisedSource",
+    "UnknownDatasetError",
+    "UnknownSplitError",
+    "as_arrays",
+    "batches",
+    "coffee_demand",
+    "dataset_info",
+    "epoch_order",
+    "gaussian_noise",
+    "load",
+    "random_crop",
+    "random_flip",
+    "resolve_data_dir",
+]

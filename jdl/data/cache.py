@@ -1,0 +1,86 @@
+"""Where bundled datasets are cached, and a lock so only one process prepares them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["ENV_VAR", "resolve_data_dir"]
+
+#: Environment variable that overrides the default cache directory of bundled datasets.
+ENV_VAR = "JDL_DATA_DIR"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Returns the directory that holds jdl's prepared bundled datasets.
+
+    The first of these that is set wins:
+
+    1. the ``data_dir`` argument;
+    2. the ``JDL_DATA_DIR`` environment variable;
+    3. ``$XDG_CACHE_HOME/jdl/datasets`` (when ``XDG_CACHE_HOME`` is an absolute path);
+    4. ``~/.cache/jdl/datasets``.
+
+    The directory is not created here; it is created when a dataset is first prepared.
+
+    Args:
+        data_dir: An explicit directory, or ``None`` to use the defaults above.
+
+    Returns:
+        The absolute path, with ``~`` expanded.
+
+    Raises:
+        TypeError: If ``data_dir`` is neither ``None``, a string nor a path.
+        ValueError: If ``data_dir`` is the empty string.
+
+    Example:
+        >>> resolve_data_dir("/tmp/jdl-data")
+        PosixPath('/tmp/jdl-data')
+    """
+    if data_dir is not None:
+        if not isinstance(data_dir, str | os.PathLike):
+            raise TypeError(
+                f"data_dir must be a str, a path or None, got {type(data_dir).__name__}: "
+                f"{data_dir!r}"
+            )
+        if os.fspath(data_dir) == "":
+            raise ValueError("data_dir must be a non-empty path (or None for the default), got ''")
+        return Path(data_dir).expanduser().absolute()
+    from_env = os.environ.get(ENV_VAR, "")
+    if from_env:
+        return Path(from_env).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG base-directory spec says relative paths must be ignored.
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path("~/.cache").expanduser()
+    return base / "jdl" / "datasets"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Holds an exclusive advisory lock on ``path`` (created if missing) while in the block.
+
+    Used so that several processes on one machine (e.g. the processes of a multi-host
+    job) do not prepare the same dataset at the same time: the first one prepares it,
+    the others wait and then reuse it. On platforms without ``fcntl`` (Windows) this
+    does not lock; TFDS' write-to-a-temporary-directory-then-rename still keeps
+    half-written data invisible there.
+
+    Args:
+        path: The lock file. Its parent directory must exist.
+
+    Yields:
+        Nothing; the lock is held until the block exits.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,90 @@
+"""Prepare a bundled dataset once into the cache directory, then reuse it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+import tensorflow_datasets as tfds
+
+from jdl.data.builders import BUILDERS
+from jdl.data.cache import file_lock, resolve_data_dir
+from jdl.data.errors import UnknownDatasetError
+
+__all__ = ["BUNDLED", "is_prepared", "prepare"]
+
+_LOG = logging.getLogger(__name__)
+
+#: Names of the datasets that ship with jdl (generated locally, no network needed).
+BUNDLED: tuple[str, ...] = tuple(BUILDERS)
+
+
+def is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
+    """Whether a builder's data is fully written in its ``data_dir``."""
+    # TFDS only renames complete datasets into place, so an existing version directory
+    # is a complete one; checking existence first also avoids TFDS' "Variant folder ...
+    # has no dataset_info.json" warning before the first preparation.
+    return builder.data_path.exists() and builder.is_prepared()
+
+
+def prepare(
+    name: str, data_dir: str | os.PathLike[str] | None = None
+) -> tfds.core.GeneratorBasedBuilder:
+    """Returns the TFDS builder of a bundled dataset, generating its files if needed.
+
+    The first call generates the dataset (in ``array_record`` files) under the cache
+    directory (see :func:`jdl.data.resolve_data_dir`); later calls find the files and
+    generate nothing. Generation is atomic: TFDS writes into a temporary
+    ``incomplete.*`` directory next to the final one and renames it only after every
+    split is written, and removes it if generation fails, so no half-written dataset is
+    ever visible. An exclusive file lock (``<data_dir>/.<builder name>.lock``) makes
+    concurrent processes wait for the first one instead of generating twice; where
+    locks do not work, a process that loses the race reuses the winner's copy.
+
+    Args:
+        name: A bundled dataset name, one of :data:`BUNDLED`.
+        data_dir: Cache directory, or ``None`` for :func:`jdl.data.resolve_data_dir`'s
+            default.
+
+    Returns:
+        The prepared builder; ``builder.as_data_source(split)`` reads a split.
+
+    Raises:
+        UnknownDatasetError: If ``name`` is not a bundled dataset.
+    """
+    if name not in BUILDERS:
+        raise UnknownDatasetError(
+            f"{name!r} is not a bundled dataset; bundled datasets: {list(BUNDLED)}"
+        )
+    cls = BUILDERS[name]
+    root = resolve_data_dir(data_dir)
+    builder = cls(data_dir=os.fspath(root), file_format="array_record")
+    if is_prepared(builder):
+        return builder
+    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(root / f".{cls.name}.lock"):
+        # Another process may have prepared it while this one waited for the lock:
+        # a fresh builder reads the dataset_info it wrote.
+        builder = cls(data_dir=os.fspath(root), file_format="array_record")
+        if not is_prepared(builder):
+            _LOG.info("Preparing jdl dataset %r in %s", name, root)
+            # TFDS creates a download directory even when nothing is downloaded: give it
+            # a temporary one so the cache holds only datasets.
+            try:
+                with tempfile.TemporaryDirectory(prefix=".downloads-", dir=root) as downloads:
+                    builder.download_and_prepare(
+                        download_dir=downloads,
+                        file_format="array_record",
+                        # Never ask GCS for a copy: that would touch the network.
+                        download_config=tfds.download.DownloadConfig(try_download_gcs=False),
+                    )
+            except Exception:
+                # Where file locks do not work (some network file systems), another
+                # process may have renamed its complete copy into place first, making
+                # this one's final rename fail: use that copy.
+                builder = cls(data_dir=os.fspath(root), file_format="array_record")
+                if not is_prepared(builder):
+                    raise
+                _LOG.info("jdl dataset %r was prepared concurrently; reusing it", name)
+    return builder

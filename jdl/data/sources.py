@@ -1,0 +1,311 @@
+"""``load``: a random-access data source of ``{"x", "y"}`` examples, and ``as_arrays``."""
+
+from __future__ import annotations
+
+import operator
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from jdl.data.catalog import catalog_builder, check_name, supervised_keys
+from jdl.data.errors import DatasetNotPreparedError, UnknownSplitError
+from jdl.data.info import DatasetInfo, summarize
+from jdl.data.prepare import BUNDLED, is_prepared, prepare
+from jdl.data.stacking import stack_examples
+
+__all__ = ["SupervisedSource", "as_arrays", "load"]
+
+
+def _as_numpy(value: Any, dtype: np.dtype) -> np.ndarray:
+    if dtype.kind in "biufc":
+        return np.asarray(value, dtype=dtype)
+    return np.asarray(value)
+
+
+class SupervisedSource:
+    """One split of a dataset, read by index, with examples ``{"x": ..., "y": ...}``.
+
+    A thin wrapper around a TFDS data source (``builder.as_data_source(split)``) that
+    keeps only the dataset's supervised keys, renamed to ``"x"`` (inputs) and ``"y"``
+    (targets), as NumPy arrays of the dtypes in :attr:`info`. It implements the
+    random-access protocol (``len``, ``[i]``, ``__getitems__``), so it works with
+    :func:`jdl.data.batches`, ``grain.MapDataset.source`` and PyTorch-style loaders, and
+    it pickles (for worker processes) when the wrapped source does.
+
+    With ``in_memory=True`` every example is decoded once, at construction, into two
+    arrays; reads are then plain NumPy indexing (decoding a TFDS record costs tens of
+    microseconds, indexing an array well under one), which matters for small datasets
+    that are read many times per second.
+
+    Attributes:
+        source: The wrapped TFDS data source.
+        split: The split expression it reads, e.g. ``"train"`` or ``"train+test"``.
+        info: The dataset's :class:`~jdl.data.DatasetInfo` (``info.num_classes``, ...).
+    """
+
+    def __init__(
+        self, source: Sequence[Any], *, split: str, info: DatasetInfo, in_memory: bool = False
+    ) -> None:
+        """Wraps ``source``.
+
+        Args:
+            source: A random-access source whose examples are dicts holding the keys
+                ``info.supervised_keys``.
+            split: The split expression ``source`` reads.
+            info: The dataset summary; gives the keys to rename and the dtypes.
+            in_memory: Decode every example now and serve reads from memory.
+        """
+        self.source = source
+        self.split = split
+        self.info = info
+        self._arrays: dict[str, np.ndarray] | None = None
+        if in_memory:
+            self._arrays = self._read_all()
+
+    @property
+    def name(self) -> str:
+        """The dataset's name."""
+        return self.info.name
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the examples are held in memory as arrays."""
+        return self._arrays is not None
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _read_all(self) -> dict[str, np.ndarray]:
+        n = len(self.source)
+        if n == 0:
+            shapes = {"x": self.info.x_shape, "y": self.info.y_shape}
+            dtypes = {"x": self.info.x_dtype, "y": self.info.y_dtype}
+            return {k: np.empty((0, *(d or 0 for d in shapes[k])), dtypes[k]) for k in ("x", "y")}
+        return stack_examples(self._read(list(range(n))))
+
+    def _index(self, index: Any) -> int:
+        if isinstance(index, bool | np.bool_):
+            raise TypeError(f"index must be an integer, got a bool: {index!r}")
+        try:
+            i = operator.index(index)
+        except TypeError:
+            raise TypeError(
+                f"index must be an integer, got {type(index).__name__}: {index!r}"
+            ) from None
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for {self.name!r}/{self.split} of {n}")
+        return i + n if i < 0 else i
+
+    def _convert(self, example: Any) -> dict[str, np.ndarray]:
+        x_key, y_key = self.info.supervised_keys
+        return {
+            "x": _as_numpy(example[x_key], self.info.x_dtype),
+            "y": _as_numpy(example[y_key], self.info.y_dtype),
+        }
+
+    def _read(self, keys: list[int]) -> list[dict[str, np.ndarray]]:
+        getitems = getattr(self.source, "__getitems__", None)
+        raw = getitems(keys) if getitems is not None else [self.source[i] for i in keys]
+        return [self._convert(example) for example in raw]
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        """Returns example ``index`` as ``{"x": np.ndarray, "y": np.ndarray}``.
+
+        Raises:
+            TypeError: If ``index`` is not an integer.
+            IndexError: If ``index`` is out of range.
+        """
+        i = self._index(index)
+        if self._arrays is not None:
+            return {key: np.array(value[i]) for key, value in self._arrays.items()}
+        return self._convert(self.source[i])
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
+        """Returns several examples at once (one batched read when the source allows)."""
+        keys = [self._index(i) for i in indices]
+        if self._arrays is not None:
+            return [self[i] for i in keys]
+        return self._read(keys)
+
+    def get_batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+        """Returns the examples at ``indices`` stacked: ``{"x": (k, ...), "y": (k, ...)}``.
+
+        Equivalent to stacking ``[self[i] for i in indices]``, but a single array
+        indexing when the source is in memory. :func:`jdl.data.batches` and
+        :func:`jdl.data.as_arrays` use it.
+
+        Args:
+            indices: Integer indices (negative ones count from the end); may be empty.
+
+        Returns:
+            Freshly allocated arrays, in the order of ``indices``.
+
+        Raises:
+            TypeError: If ``indices`` are not integers.
+            IndexError: If an index is out of range.
+        """
+        idx = np.asarray(indices)
+        if idx.size == 0:
+            idx = idx.astype(np.int64)
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(
+                f"indices must be a 1-D sequence of integers, got shape {idx.shape} and "
+                f"dtype {idx.dtype}"
+            )
+        n = len(self)
+        if idx.size and not (-n <= idx.min() and idx.max() < n):
+            bad = idx[(idx < -n) | (idx >= n)][0]
+            raise IndexError(f"index {bad} out of range for {self.name!r}/{self.split} of {n}")
+        idx = np.where(idx < 0, idx + n, idx)
+        if self._arrays is not None:
+            return {key: value[idx] for key, value in self._arrays.items()}
+        if idx.size == 0:
+            template = stack_examples(self._read([0]))
+            return {key: value[:0] for key, value in template.items()}
+        return stack_examples(self._read(idx.tolist()))
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        memory = ", in_memory=True" if self.in_memory else ""
+        return (
+            f"SupervisedSource(name={self.name!r}, split={self.split!r}, len={len(self)}{memory})"
+        )
+
+
+def _check_split(split: str, info: DatasetInfo) -> None:
+    if not info.splits:  # Unknown before a catalog dataset is prepared: let TFDS decide.
+        return
+    for part in split.split("+"):
+        base = part.split("[", 1)[0].strip()
+        if base != "all" and base not in info.splits:
+            raise UnknownSplitError(
+                f"Unknown split {base!r} in {split!r} for dataset {info.name!r}; available "
+                f"splits: {list(info.splits)} (TFDS split expressions such as 'train[:80%]' "
+                "or 'train+test' also work)."
+            )
+
+
+def load(
+    name: str,
+    split: str = "train",
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    in_memory: bool | None = None,
+) -> SupervisedSource:
+    """Loads one split of a dataset as a random-access source of ``{"x", "y"}`` examples.
+
+    Bundled datasets (:data:`jdl.data.BUNDLED`: ``"iris"``, ``"digits"``, ``"mnist1d"``,
+    ``"coffee"``) are generated locally on first use (no network) into the cache
+    directory and reused afterwards. Any other name is looked up in the TFDS catalog and
+    read with TFDS' random-access data source; its supervised keys (e.g.
+    ``("image", "label")``) are renamed to ``"x"``/``"y"``. Catalog datasets keep their
+    stored dtypes (MNIST images stay ``uint8``): normalise them in the ``transform`` of
+    :func:`jdl.data.batches`.
+
+    Args:
+        name: A bundled name or a TFDS catalog name (optionally with config/version,
+            ``"cifar10:3.0.2"``).
+        split: A split name or TFDS split expression: ``"train"``, ``"test"``,
+            ``"train+test"``, ``"train[:80%]"``, ...
+        data_dir: Where the data lives. Bundled datasets: their cache directory, by
+            default ``$JDL_DATA_DIR``, else ``$XDG_CACHE_HOME/jdl/datasets``, else
+            ``~/.cache/jdl/datasets`` (see :func:`jdl.data.resolve_data_dir`). Catalog
+            datasets: the TFDS data directory, by default TFDS' own (``$TFDS_DATA_DIR``,
+            else ``~/tensorflow_datasets``).
+        download: Catalog datasets only: if their data is not prepared, let TFDS
+            download and prepare it in ``array_record`` format (needs network access;
+            some datasets also need TensorFlow to prepare). Ignored for bundled datasets,
+            which never need the network.
+        in_memory: Decode the whole split into memory once so that reads are plain
+            array indexing (see :class:`SupervisedSource`). Default: ``True`` for the
+            bundled datasets (at most a few MB), ``False`` for catalog datasets.
+
+    Returns:
+        A :class:`SupervisedSource`: ``len(source)``, ``source[i] -> {"x": ..., "y": ...}``
+        and ``source.info`` (a :class:`~jdl.data.DatasetInfo`).
+
+    Raises:
+        UnknownDatasetError: If ``name`` is neither bundled nor in the TFDS catalog.
+        UnknownSplitError: If ``split`` names a split the dataset does not have.
+        DatasetNotPreparedError: If a catalog dataset's data is not prepared in
+            ``data_dir`` (and ``download`` is false).
+        TypeError: If ``name`` or ``split`` is not a string.
+        ValueError: If a catalog dataset has no (input, target) supervised keys.
+
+    Example:
+        >>> train = load("iris")
+        >>> len(train), train[0]["x"].shape, train.info.num_classes
+        (120, (4,), 3)
+    """
+    check_name(name)
+    if not isinstance(split, str):
+        raise TypeError(
+            f"split must be a str such as 'train' or 'train+test', got "
+            f"{type(split).__name__}: {split!r}"
+        )
+    bundled = name in BUNDLED
+    builder = prepare(name, data_dir) if bundled else catalog_builder(name, data_dir)
+    supervised_keys(builder)  # Fail early, before touching any data.
+    if not bundled and download and not is_prepared(builder):
+        builder.download_and_prepare(
+            file_format="array_record",
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False),
+        )
+    info = summarize(builder, name, bundled=bundled)
+    _check_split(split, info)
+    try:
+        source = builder.as_data_source(split=split)
+    except Exception as err:
+        if not bundled and not is_prepared(builder):
+            raise DatasetNotPreparedError(
+                f"TFDS dataset {name!r} is not prepared in {builder.data_dir_root}. Prepare "
+                "it once on a machine with network access: "
+                f"tfds.builder({name!r}, data_dir=..., file_format='array_record')"
+                ".download_and_prepare(), or call jdl.data.load(..., download=True); or "
+                "point data_dir at a directory that already holds it."
+            ) from err
+        raise
+    if in_memory is None:
+        in_memory = bundled
+    return SupervisedSource(source, split=split, info=info, in_memory=bool(in_memory))
+
+
+def as_arrays(source: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Reads a whole (small) source into arrays, in order.
+
+    Args:
+        source: A random-access source of dict examples, e.g. from :func:`load`.
+
+    Returns:
+        ``{key: array}`` with every example stacked along axis 0 in index order, e.g.
+        ``{"x": (N, ...), "y": (N, ...)}``.
+
+    Raises:
+        ValueError: If ``source`` is empty.
+        TypeError: If ``source`` does not support ``len`` and indexing, or its examples
+            are not dicts.
+
+    Example:
+        >>> arrays = as_arrays(load("coffee", "test"))
+        >>> arrays["x"].shape, arrays["y"].shape
+        ((128, 1), (128, 1))
+    """
+    if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
+        raise TypeError(
+            "source must support len() and [i] (a random-access data source), got "
+            f"{type(source).__name__}"
+        )
+    n = len(source)
+    if n == 0:
+        raise ValueError(f"cannot convert an empty source to arrays: {source!r}")
+    getitems = getattr(source, "__getitems__", None)
+    examples = getitems(list(range(n))) if getitems is not None else [source[i] for i in range(n)]
+    return stack_examples(list(examples))

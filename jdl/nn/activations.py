@@ -1,0 +1,88 @@
+"""Activation functions by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+Activation = Callable[[jax.Array], jax.Array]
+
+__all__ = ["ACTIVATION_NAMES", "Activation", "get_activation", "identity"]
+
+
+def identity(x: jax.Array) -> jax.Array:
+    """Return ``x`` unchanged (the "linear" activation).
+
+    Args:
+      x: any array.
+
+    Returns:
+      ``x`` itself.
+    """
+    return x
+
+
+_ACTIVATIONS: dict[str, Activation] = {
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    # The exact erf form of Hendrycks & Gimpel (2016), as in PyTorch's default.
+    "gelu": partial(jax.nn.gelu, approximate=False),
+    # The tanh approximation (JAX's and Flax's default ``gelu``).
+    "gelu_tanh": partial(jax.nn.gelu, approximate=True),
+    "elu": jax.nn.elu,
+    "selu": jax.nn.selu,
+    # Negative slope 0.01, as in PyTorch and JAX.
+    "leaky_relu": jax.nn.leaky_relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "softplus": jax.nn.softplus,
+    "identity": identity,
+    "linear": identity,
+}
+
+#: Names accepted by :func:`get_activation`.
+ACTIVATION_NAMES: tuple[str, ...] = tuple(_ACTIVATIONS)
+
+
+def get_activation(activation: str | Activation | None) -> Activation:
+    """Return the element-wise activation function named by ``activation``.
+
+    Args:
+      activation: one of :data:`ACTIVATION_NAMES` (case-insensitive): ``"relu"``, ``"tanh"``,
+        ``"sigmoid"``, ``"gelu"`` (exact erf form), ``"gelu_tanh"`` (tanh approximation),
+        ``"elu"``, ``"selu"``, ``"leaky_relu"`` (slope 0.01), ``"silu"``/``"swish"``,
+        ``"softplus"``, ``"identity"``/``"linear"``; ``None``, meaning identity; or any
+        callable, returned unchanged.
+
+    Returns:
+      A function mapping an array to an array of the same shape.
+
+    Raises:
+      ValueError: for an unknown name; the message lists the valid names.
+      TypeError: for anything that is neither a string, ``None`` nor a callable.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> get_activation("relu")(jnp.array([-1.0, 2.0]))
+      Array([0., 2.], dtype=float32)
+    """
+    if activation is None:
+        return identity
+    if isinstance(activation, str):
+        key = activation.strip().lower()
+        if key not in _ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; valid names are "
+                f"{', '.join(ACTIVATION_NAMES)}, or pass a callable"
+            )
+        return _ACTIVATIONS[key]
+    if callable(activation):
+        return activation
+    raise TypeError(
+        "activation must be a name, None or a callable, "
+        f"got {type(activation).__name__} {activation!r}"
+    )
