@@ -118,9 +118,7 @@ def binary_accuracy(
     return _masked_mean(_per_example(correct), where)
 
 
-def mean_absolute_error(
-    predictions: Array, targets: Array, *, where: Array | None = None
-) -> Array:
+def mean_absolute_error(predictions: Array, targets: Array, *, where: Array | None = None) -> Array:
     """Mean absolute error (the same number as :func:`jdl.losses.mae`), as a metric."""
     return mae(predictions, targets, where=where)
 
@@ -132,9 +130,7 @@ def root_mean_squared_error(
     return jnp.sqrt(mse(predictions, targets, where=where))
 
 
-def confusion_matrix(
-    logits: Array, labels: Array, *, where: Array | None = None
-) -> Array:
+def confusion_matrix(logits: Array, labels: Array, *, where: Array | None = None) -> Array:
     """Counts of (true class, predicted class) pairs.
 
     Args:

@@ -43,13 +43,19 @@ def test_binary_cross_entropy_hand_value_and_stability():
     logits = jnp.array([0.0, 2.0, -1.0])
     labels = jnp.array([1.0, 0.0, 0.0])
     expected = np.mean(
-        [-math.log(0.5), -math.log(1 - 1 / (1 + math.exp(-2))), -math.log(1 - 1 / (1 + math.exp(1)))]
+        [
+            -math.log(0.5),
+            -math.log(1 - 1 / (1 + math.exp(-2))),
+            -math.log(1 - 1 / (1 + math.exp(1))),
+        ]
     )
     assert float(losses.binary_cross_entropy(logits, labels)) == pytest.approx(expected, rel=1e-6)
     # Huge logits: the naive formula gives inf/nan, the stable one the exact limit.
     big = losses.binary_cross_entropy(jnp.array([1000.0, -1000.0]), jnp.array([0.0, 1.0]))
     assert float(big) == pytest.approx(1000.0)
-    grad = jax.grad(losses.binary_cross_entropy)(jnp.array([1000.0, -1000.0]), jnp.array([1.0, 0.0]))
+    grad = jax.grad(losses.binary_cross_entropy)(
+        jnp.array([1000.0, -1000.0]), jnp.array([1.0, 0.0])
+    )
     assert np.all(np.isfinite(grad))
 
 
@@ -103,7 +109,10 @@ def test_losses_are_jittable():
 
 def test_l1_l2_skip_biases_by_default():
     params = {
-        "Dense_0": {"kernel": jnp.array([[1.0, -2.0], [3.0, 0.0]]), "bias": jnp.array([10.0, 10.0])},
+        "Dense_0": {
+            "kernel": jnp.array([[1.0, -2.0], [3.0, 0.0]]),
+            "bias": jnp.array([10.0, 10.0]),
+        },
         "BatchNorm_0": {"scale": jnp.array([5.0, 5.0]), "bias": jnp.array([1.0, 1.0])},
     }
     assert float(losses.l1(params)) == pytest.approx(6.0)

@@ -7,7 +7,6 @@ import pytest
 
 from jdl import metrics
 
-
 LOGITS = jnp.array([[2.0, 0.0, 1.0], [0.0, 1.0, 3.0], [3.0, 1.0, 2.0], [0.0, 5.0, 1.0]])
 LABELS = jnp.array([0, 1, 2, 1])  # predictions: 0, 2, 0, 1 -> 2 of 4 right
 

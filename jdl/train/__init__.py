@@ -1,0 +1,43 @@
+"""Training: state, pure steps, data parallelism, optimisers.
+
+Every piece is a public function you can use in your own loop; ``jdl.fit`` is sugar
+over them.
+"""
+
+from jdl.train import callbacks
+from jdl.train.checkpoint import Checkpoint, CheckpointMismatchError, restore_state, save_state
+from jdl.train.history import History
+from jdl.train.loop import default_metrics, evaluate, fit
+from jdl.train.optim import OPTIMIZERS, SCHEDULES, learning_rate, make_schedule, optimizer
+from jdl.train.parallel import STRATEGIES, ParallelStep, data_mesh, default_strategy, parallelize
+from jdl.train.state import TrainState, create_state, model_input
+from jdl.train.step import MASK_KEY, bind_axis_name, eval_step, train_step
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointMismatchError",
+    "History",
+    "callbacks",
+    "default_metrics",
+    "evaluate",
+    "fit",
+    "restore_state",
+    "save_state",
+    "MASK_KEY",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "STRATEGIES",
+    "ParallelStep",
+    "TrainState",
+    "bind_axis_name",
+    "create_state",
+    "data_mesh",
+    "default_strategy",
+    "eval_step",
+    "learning_rate",
+    "make_schedule",
+    "model_input",
+    "optimizer",
+    "parallelize",
+    "train_step",
+]

@@ -1,0 +1,192 @@
+"""Optimisers and learning-rate schedules for the common cases.
+
+Any ``optax.GradientTransformation`` works everywhere in jdl; :func:`optimizer` builds
+the usual ones by name, with a schedule and gradient clipping, in one call.
+
+Example:
+    >>> from jdl.train import optimizer
+    >>> tx = optimizer("adam", 1e-3, schedule="warmup_cosine", total_steps=1000,
+    ...                warmup_steps=100, clip=1.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import optax
+
+from jdl.losses import kernel_mask
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "learning_rate", "make_schedule", "optimizer"]
+
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "sgd": lambda lr, **kw: optax.sgd(lr, **kw),
+    "momentum": lambda lr, momentum=0.9, nesterov=False, **kw: optax.sgd(
+        lr, momentum=momentum, nesterov=nesterov, **kw
+    ),
+    "adam": lambda lr, **kw: optax.adam(lr, **kw),
+    "adamw": lambda lr, **kw: optax.adamw(lr, **kw),
+    "rmsprop": lambda lr, **kw: optax.rmsprop(lr, **kw),
+    "adagrad": lambda lr, **kw: optax.adagrad(lr, **kw),
+}
+"""Optimiser factories by name; each takes the learning rate (or schedule) first."""
+
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
+"""The schedule names :func:`make_schedule` understands (``-`` may stand for ``_``)."""
+
+
+def make_schedule(
+    name: str,
+    learning_rate: float,
+    *,
+    total_steps: int | None = None,
+    warmup_steps: int = 0,
+    final_fraction: float = 0.0,
+    boundaries: Sequence[int] = (),
+    decay: float = 0.1,
+) -> optax.Schedule:
+    """A learning-rate schedule by name.
+
+    Args:
+        name: ``"constant"``; ``"cosine"`` (cosine decay from ``learning_rate`` to
+            ``final_fraction * learning_rate`` over ``total_steps``); ``"warmup_cosine"``
+            (linear warm-up from 0 over ``warmup_steps``, then cosine decay until
+            ``total_steps``); ``"step"`` (multiply by ``decay`` at each step count in
+            ``boundaries``).
+        learning_rate: the peak (or constant) learning rate.
+        total_steps: length of the run; required by the cosine schedules.
+        warmup_steps: warm-up length for ``"warmup_cosine"``.
+        final_fraction: final learning rate as a fraction of the peak (cosine schedules).
+        boundaries: step counts at which ``"step"`` decays the learning rate.
+        decay: the factor applied at each boundary of ``"step"``.
+
+    Returns:
+        An ``optax.Schedule`` (a function from step count to learning rate).
+
+    Raises:
+        ValueError: for an unknown name, or a missing/invalid ``total_steps``.
+    """
+    name = name.replace("-", "_")
+    if name not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {name!r}; expected one of {list(SCHEDULES)}.")
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be positive; got {learning_rate}.")
+    if name == "constant":
+        return optax.constant_schedule(learning_rate)
+    if name == "step":
+        if not boundaries:
+            raise ValueError("The 'step' schedule needs `boundaries` (step counts), got none.")
+        return optax.piecewise_constant_schedule(learning_rate, {int(b): decay for b in boundaries})
+    if total_steps is None or total_steps <= warmup_steps:
+        raise ValueError(
+            f"The {name!r} schedule needs total_steps > warmup_steps ({warmup_steps}); "
+            f"got total_steps={total_steps}."
+        )
+    if name == "cosine":
+        return optax.cosine_decay_schedule(learning_rate, total_steps, alpha=final_fraction)
+    return optax.warmup_cosine_decay_schedule(
+        0.0,
+        learning_rate,
+        warmup_steps,
+        total_steps,
+        end_value=final_fraction * learning_rate,
+    )
+
+
+def optimizer(
+    name: str,
+    learning_rate: float | optax.Schedule,
+    *,
+    schedule: str | None = None,
+    clip: float | None = None,
+    weight_decay: float | None = None,
+    total_steps: int | None = None,
+    warmup_steps: int = 0,
+    boundaries: Sequence[int] = (),
+    decay: float = 0.1,
+    **kwargs,
+) -> optax.GradientTransformation:
+    """Build a common optimiser by name.
+
+    Args:
+        name: ``"sgd"``, ``"momentum"`` (SGD with momentum 0.9 unless ``momentum=`` is
+            given), ``"adam"``, ``"adamw"``, ``"rmsprop"`` or ``"adagrad"``.
+        learning_rate: a float, or an optax schedule (then ``schedule`` must be None).
+        schedule: optional schedule name (see :func:`jdl.train.make_schedule`) applied to
+            ``learning_rate``.
+        clip: if given, gradients are clipped to this global norm first.
+        weight_decay: if given, decoupled weight decay (``optax.add_decayed_weights``)
+            applied to matrices and kernels only (not biases or BatchNorm parameters).
+            For ``"adamw"`` pass ``weight_decay`` through ``kwargs`` instead.
+        total_steps, warmup_steps, boundaries, decay: forwarded to the schedule.
+        **kwargs: forwarded to the optax optimiser (e.g. ``b1``, ``momentum``).
+
+    Returns:
+        An ``optax.GradientTransformation`` with the learning rate injected as a
+        hyper-parameter, so :func:`learning_rate` can read it from the state.
+
+    Raises:
+        ValueError: for an unknown optimiser or schedule name, or a non-positive
+            learning rate.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}.")
+    if schedule is not None:
+        if callable(learning_rate):
+            raise ValueError("Give either a schedule name or a schedule callable, not both.")
+        learning_rate = make_schedule(
+            schedule,
+            learning_rate,
+            total_steps=total_steps,
+            warmup_steps=warmup_steps,
+            boundaries=boundaries,
+            decay=decay,
+        )
+    elif not callable(learning_rate) and learning_rate <= 0:
+        raise ValueError(f"learning_rate must be positive; got {learning_rate}.")
+    factory = OPTIMIZERS[name]
+    base = optax.inject_hyperparams(lambda learning_rate: factory(learning_rate, **kwargs))(
+        learning_rate=learning_rate
+    )
+    parts = []
+    if clip is not None:
+        if clip <= 0:
+            raise ValueError(f"clip must be a positive gradient norm; got {clip}.")
+        parts.append(optax.clip_by_global_norm(clip))
+    if weight_decay:
+        parts.append(optax.add_decayed_weights(weight_decay, mask=kernel_mask))
+    parts.append(base)
+    return optax.chain(*parts) if len(parts) > 1 else base
+
+
+def learning_rate(opt_state) -> float | None:
+    """The current learning rate stored in an optimiser state, if it records one.
+
+    Works for optimisers built by :func:`optimizer` (and any state produced by
+    ``optax.inject_hyperparams`` with a ``learning_rate`` hyper-parameter), searching
+    through chains and wrappers.
+
+    Args:
+        opt_state: an optax optimiser state.
+
+    Returns:
+        The learning rate as a JAX scalar, or ``None`` if the state does not record one.
+    """
+    found = []
+
+    def visit(node):
+        hyper = getattr(node, "hyperparams", None)
+        if isinstance(hyper, dict) and "learning_rate" in hyper:
+            found.append(hyper["learning_rate"])
+            return
+        if isinstance(node, tuple | list):
+            for child in node:
+                visit(child)
+        elif isinstance(node, dict):
+            for child in node.values():
+                visit(child)
+        elif hasattr(node, "inner_state"):
+            visit(node.inner_state)
+
+    visit(opt_state)
+    return found[0] if found else None

@@ -1,0 +1,221 @@
+"""Turn a step ``(state, batch) -> (state, metrics)`` into a compiled, data-parallel one.
+
+Three strategies, one interface (:func:`parallelize`):
+
+``"jit"``
+    ``jax.jit`` on one device, the state donated (its buffers are reused for the new
+    state, so the state passed in must not be used again).
+``"sharded"``
+    ``jax.jit`` with a ``NamedSharding`` over a one-dimensional ``"data"`` mesh of all
+    devices (of all processes): each batch is split along its first axis, the state is
+    replicated, and XLA inserts the gradient all-reduce. Under ``jit`` BatchNorm statistics
+    are computed over the global batch with no ``axis_name``. Works across hosts after
+    ``jax.distributed.initialize``: each process feeds its own slice of every global batch
+    (as :func:`jdl.data.batches` yields it). The default when several devices are present.
+``"pmap"``
+    classic ``jax.pmap`` over the local devices with ``axis_name="batch"``: the step is
+    called with ``axis_name="batch"``, so gradients and metrics are averaged with
+    ``lax.pmean`` and jdl models synchronise their BatchNorm statistics. The state carries a
+    leading device axis.
+
+All three give the same parameters, to float tolerance, after the same global batches.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from jdl.train import step as step_lib
+
+__all__ = ["STRATEGIES", "ParallelStep", "data_mesh", "default_strategy", "parallelize"]
+
+STRATEGIES = ("jit", "sharded", "pmap")
+"""The strategy names :func:`parallelize` accepts."""
+
+PMAP_AXIS = "batch"
+
+
+def default_strategy() -> str:
+    """``"sharded"`` when more than one device is visible (in all processes), else ``"jit"``."""
+    return "sharded" if jax.device_count() > 1 else "jit"
+
+
+def data_mesh(devices: Any = None) -> jax.sharding.Mesh:
+    """A one-dimensional mesh named ``"data"`` over ``devices`` (default: all devices)."""
+    devices = jax.devices() if devices is None else list(devices)
+    return jax.sharding.Mesh(np.array(devices), ("data",))
+
+
+def _is_eval_step(step: Callable) -> bool:
+    fn = step
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return fn is step_lib.eval_step
+
+
+class ParallelStep:
+    """A compiled data-parallel step; create it with :func:`parallelize`.
+
+    Call it like the step it wraps: ``state, metrics = pstep(state, batch)``. Batches are
+    host (numpy) dicts holding this process's examples; the state may be a plain state
+    from :func:`jdl.train.create_state` (it is placed on the devices on first use) or one
+    returned by an earlier call. Use :meth:`unreplicate` to get a plain state back (for
+    saving or evaluation elsewhere).
+
+    Attributes:
+        strategy: ``"jit"``, ``"sharded"`` or ``"pmap"``.
+        mesh: the ``"data"`` mesh for ``"sharded"``, else ``None``.
+        compiled: the underlying jitted/pmapped function (for inspection, e.g. to count
+            compilations with ``compiled._cache_size()``).
+    """
+
+    def __init__(
+        self,
+        step: Callable,
+        strategy: str,
+        *,
+        donate: bool,
+        updates_state: bool,
+        mesh: jax.sharding.Mesh | None,
+    ):
+        self.strategy = strategy
+        self.updates_state = updates_state
+        self.mesh = None
+        fn = step if updates_state else (lambda state, batch, **kw: step(state, batch, **kw)[1])
+        donate_argnums = (0,) if (donate and updates_state) else ()
+        if strategy == "jit":
+            self.compiled = jax.jit(fn, donate_argnums=donate_argnums)
+        elif strategy == "sharded":
+            self.mesh = mesh if mesh is not None else data_mesh()
+            if self.mesh.axis_names != ("data",):
+                raise ValueError(
+                    f'The "sharded" strategy needs a 1-D mesh with axis "data"; got axes '
+                    f"{self.mesh.axis_names}."
+                )
+            self._replicated = NamedSharding(self.mesh, PartitionSpec())
+            self._batch_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
+            out = (self._replicated, self._replicated) if updates_state else self._replicated
+            self.compiled = jax.jit(
+                fn,
+                in_shardings=(self._replicated, self._batch_sharding),
+                out_shardings=out,
+                donate_argnums=donate_argnums,
+            )
+        else:
+            self.compiled = jax.pmap(
+                functools.partial(fn, axis_name=PMAP_AXIS),
+                axis_name=PMAP_AXIS,
+                donate_argnums=donate_argnums,
+            )
+
+    # -- placement -------------------------------------------------------------------
+    def put_state(self, state):
+        """Place a plain state as this strategy expects (replicated for pmap/sharded)."""
+        if self.strategy == "pmap":
+            if np.ndim(state.step) == 1:
+                return state  # already replicated
+            devices = jax.local_devices()
+            sharding = NamedSharding(
+                jax.sharding.Mesh(np.array(devices), (PMAP_AXIS,)), PartitionSpec(PMAP_AXIS)
+            )
+            return jax.tree_util.tree_map(
+                lambda x: jax.device_put(
+                    jnp.broadcast_to(x, (len(devices), *jnp.shape(x))), sharding
+                ),
+                state,
+            )
+        if self.strategy == "sharded":
+            leaves = jax.tree_util.tree_leaves(state)
+            if all(getattr(x, "sharding", None) == self._replicated for x in leaves):
+                return state
+            return jax.device_put(state, self._replicated)
+        return state
+
+    def unreplicate(self, state):
+        """A plain state (no device axis) from a state returned by this step."""
+        if self.strategy == "pmap" and np.ndim(state.step) == 1:
+            return jax.tree_util.tree_map(lambda x: x[0], state)
+        return state
+
+    def put_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Place a host batch (this process's examples) on the devices.
+
+        Raises:
+            ValueError: if the per-process batch does not divide evenly over the devices.
+        """
+        n_local = jax.local_device_count()
+        sizes = {k: np.shape(v)[0] for k, v in batch.items()}
+        size = next(iter(sizes.values()))
+        if self.strategy == "jit":
+            return batch
+        if size % n_local:
+            raise ValueError(
+                f"The {self.strategy!r} strategy splits each batch over {n_local} local "
+                f"devices, so this process's batch size must be a multiple of {n_local}; "
+                f"got {size}."
+            )
+        if self.strategy == "pmap":
+            return jax.tree_util.tree_map(
+                lambda x: np.reshape(x, (n_local, -1, *np.shape(x)[1:])), batch
+            )
+        if jax.process_count() == 1:
+            return batch  # jit's in_shardings split a host array
+        return jax.tree_util.tree_map(
+            lambda x: jax.make_array_from_process_local_data(self._batch_sharding, np.asarray(x)),
+            batch,
+        )
+
+    # -- calling ---------------------------------------------------------------------
+    def __call__(self, state, batch):
+        """Run the step: ``(state, batch) -> (state, metrics)``."""
+        state = self.put_state(state)
+        out = self.compiled(state, self.put_batch(batch))
+        metrics = out[1] if self.updates_state else out
+        if self.strategy == "pmap":
+            metrics = jax.tree_util.tree_map(lambda m: m[0], metrics)
+        return (out[0] if self.updates_state else state), metrics
+
+
+def parallelize(
+    step: Callable,
+    strategy: str | None = None,
+    *,
+    donate: bool = True,
+    updates_state: bool | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+) -> ParallelStep:
+    """Compile a step ``(state, batch, *, axis_name=None) -> (state, metrics)`` for devices.
+
+    Args:
+        step: the step, usually ``functools.partial(jdl.train.train_step, loss_fn=...)``.
+            Under ``"pmap"`` it is called with ``axis_name="batch"``, so it must accept
+            that keyword (jdl's steps do) and reduce over it.
+        strategy: ``"jit"``, ``"sharded"``, ``"pmap"``, or ``None`` for
+            :func:`default_strategy`.
+        donate: donate the input state's buffers (the default for training).
+        updates_state: whether the step returns a new state. ``None`` detects
+            :func:`jdl.train.eval_step` (which does not); a step that does not update the
+            state is compiled to return only its metrics, and the state is passed back
+            unchanged without copies.
+        mesh: the ``"data"`` mesh for ``"sharded"`` (default: all devices).
+
+    Returns:
+        A :class:`ParallelStep`.
+
+    Raises:
+        ValueError: for an unknown strategy name (lists the valid ones).
+    """
+    if strategy is None:
+        strategy = default_strategy()
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {strategy!r}; expected one of {list(STRATEGIES)}.")
+    if updates_state is None:
+        updates_state = not _is_eval_step(step)
+    return ParallelStep(step, strategy, donate=donate, updates_state=updates_state, mesh=mesh)
