@@ -19,6 +19,7 @@ from jdl.nn._checks import (
     rank_error,
     to_dtype,
 )
+from jdl.nn._layers import batch_norm
 from jdl.nn.activations import get_activation
 from jdl.nn.init import get_initializer
 
@@ -231,15 +232,7 @@ class CNN(nn.Module):
                 name=f"Conv_{i}",
             )(x)
             if self.batch_norm:
-                x = nn.BatchNorm(
-                    use_running_average=not train,
-                    momentum=self.bn_momentum,
-                    epsilon=self.bn_epsilon,
-                    axis_name=self.bn_axis_name,
-                    dtype=self.dtype,
-                    param_dtype=self.param_dtype,
-                    name=f"BatchNorm_{i}",
-                )(x)
+                x = batch_norm(self, train=train, name=f"BatchNorm_{i}")(x)
             x = act(x)
             if self.pool == "max":
                 x = nn.max_pool(x, pool_window, strides=pool_window, padding="VALID")

@@ -18,6 +18,7 @@ from jdl.nn._checks import (
     rank_error,
     to_dtype,
 )
+from jdl.nn._layers import batch_norm
 from jdl.nn.activations import get_activation
 from jdl.nn.init import get_initializer
 
@@ -145,15 +146,7 @@ class MLP(nn.Module):
         for i, width in enumerate(self.widths):
             y = nn.Dense(width, name=f"Dense_{i}", **dense)(h)
             if self.batch_norm:
-                y = nn.BatchNorm(
-                    use_running_average=not train,
-                    momentum=self.bn_momentum,
-                    epsilon=self.bn_epsilon,
-                    axis_name=self.bn_axis_name,
-                    dtype=self.dtype,
-                    param_dtype=self.param_dtype,
-                    name=f"BatchNorm_{i}",
-                )(y)
+                y = batch_norm(self, train=train, name=f"BatchNorm_{i}")(y)
             y = act(y)
             if self.dropout > 0:
                 y = nn.Dropout(self.dropout, deterministic=not train)(y)

@@ -18,6 +18,7 @@ from jdl.nn._checks import (
     rank_error,
     to_dtype,
 )
+from jdl.nn._layers import batch_norm
 from jdl.nn.activations import get_activation
 from jdl.nn.init import get_initializer
 
@@ -210,15 +211,7 @@ class VGG(nn.Module):
                 name=f"block{block}_conv{conv}",
             )(x)
             if self.batch_norm:
-                x = nn.BatchNorm(
-                    use_running_average=not train,
-                    momentum=self.bn_momentum,
-                    epsilon=self.bn_epsilon,
-                    axis_name=self.bn_axis_name,
-                    dtype=self.dtype,
-                    param_dtype=self.param_dtype,
-                    name=f"block{block}_bn{conv}",
-                )(x)
+                x = batch_norm(self, train=train, name=f"block{block}_bn{conv}")(x)
             x = act(x)
 
         h = x.reshape(x.shape[0], -1)
