@@ -142,7 +142,7 @@ def optimizer(
             boundaries=boundaries,
             decay=decay,
         )
-    elif not callable(learning_rate) and learning_rate <= 0:
+    elif isinstance(learning_rate, int | float) and learning_rate <= 0:
         raise ValueError(f"learning_rate must be positive; got {learning_rate}.")
     factory = OPTIMIZERS[name]
     base = optax.inject_hyperparams(lambda learning_rate: factory(learning_rate, **kwargs))(
