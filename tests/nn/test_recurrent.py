@@ -183,3 +183,37 @@ def test_errors():
         model.apply(variables, jnp.ones((2, 5, 2)), train=False, lengths=jnp.array([1.0, 5.0]))
     with pytest.raises(ValueError, match="hidden_size must be a positive int"):
         RNNClassifier(num_outputs=2, hidden_size=0)
+
+
+def test_sequence_readout_is_the_papers_gru_and_reads_every_step():
+    # Greydanus (2020): bidirectional GRU, 6 units, a linear head on all 40 outputs.
+    model = RNNClassifier(
+        num_outputs=10, cell="gru", hidden_size=6, bidirectional=True, readout="sequence"
+    )
+    shapes = variable_shapes(model, jnp.ones((1, 40)))
+    assert shapes_of(shapes["params"]["head"]) == {"kernel": (480, 10), "bias": (10,)}
+    assert count_params(shapes) == 2 * (3 * (6 + 6) + 3 * 36 + 6) + 480 * 10 + 10 == 5110
+    # The head sees the whole output sequence: it equals a hand-made readout.
+    small = RNNClassifier(num_outputs=2, cell="simple", hidden_size=3, readout="sequence")
+    x = x_of((2, 4, 1))
+    variables = random_variables(small, x)
+    p = variables["params"]
+    h, outs = jnp.zeros((2, 3)), []
+    for t in range(4):
+        h = jnp.tanh(
+            x[:, t] @ p["rnn_0"]["cell"]["i"]["kernel"]
+            + p["rnn_0"]["cell"]["i"]["bias"]
+            + h @ p["rnn_0"]["cell"]["h"]["kernel"]
+        )
+        outs.append(h)
+    expected = jnp.stack(outs, 1).reshape(2, -1) @ p["head"]["kernel"] + p["head"]["bias"]
+    np.testing.assert_allclose(
+        run(small, variables, x, train=False), expected, rtol=1e-5, atol=1e-6
+    )
+    # Padding beyond `lengths` is zeroed before the head, so its values don't matter.
+    apply = apply_fn(small)
+    lengths = jnp.array([4, 2])
+    padded = x.at[1, 2:].set(1e3)
+    np.testing.assert_allclose(apply(variables, padded, lengths), apply(variables, x, lengths))
+    with pytest.raises(ValueError, match="readout must be one of"):
+        RNNClassifier(num_outputs=2, readout="mean")
