@@ -1,0 +1,93 @@
+"""`python -m jdl train`: the main job writes a complete, resumable run directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import jdl
+from jdl.__main__ import MODELS, build_model, main
+
+
+def test_help_explains_every_option():
+    out = subprocess.run(
+        [sys.executable, "-m", "jdl", "train", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for option in (
+        "--model", "--dataset", "--optimizer", "--lr", "--epochs", "--steps", "--batch-size",
+        "--strategy", "--seed", "--out", "--resume",
+    ):  # fmt: skip
+        assert option in out
+    assert "mnist1d" in out and "6000" in out
+
+
+def test_default_model_on_mnist1d_writes_a_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--steps", "120", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "Training cnn on mnist1d" in printed and "test accuracy:" in printed
+    for name in ("config.json", "history.json", "history.csv", "history.png", "results.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert any((out / "checkpoints").iterdir())
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "cnn" and config["dataset"] == "mnist1d"
+    assert config["parameters"] == 5210 and config["steps"] == 120
+    history = jdl.train.History.from_json(out / "history.json")
+    assert history.steps == [40, 80, 120] and "val_accuracy" in history.metrics
+    results = json.loads((out / "results.json").read_text())
+    assert results["test"]["accuracy"] == pytest.approx(history.metrics["val_accuracy"][-1])
+    assert 0.3 < results["test"]["accuracy"] <= 1.0  # 3 epochs: well above chance (0.1)
+    assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,step,")
+
+
+def test_resume_continues_the_run(tmp_path, capsys):
+    out = str(tmp_path / "iris")
+    args = ["train", "--dataset", "iris", "--model", "mlp", "--batch-size", "30", "--quiet"]
+    assert main([*args, "--epochs", "2", "--out", out, "--checkpoint-every", "1"]) == 0
+    assert main([*args, "--epochs", "4", "--out", out, "--resume"]) == 0
+    history = jdl.train.History.from_json(f"{out}/history.json")
+    assert history.epochs == [1, 2, 3, 4] and history.steps == [4, 8, 12, 16]
+    # A run directory is never silently overwritten.
+    assert main([*args, "--epochs", "1", "--out", out]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+
+
+def test_regression_dataset_reports_test_loss(tmp_path, capsys):
+    argv = ["train", "--dataset", "coffee", "--model", "mlp", "--epochs", "2", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "c")]) == 0
+    assert "test loss (mse):" in capsys.readouterr().out
+    results = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert "best_test_accuracy" not in results and results["test"]["loss"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset", "no_such_dataset_xyz"], "no_such_dataset_xyz"),
+        (["--dataset", "digits", "--model", "gru"], "reads sequences"),
+        (["--steps", "0"], "--steps must be a positive integer"),
+        (["--lr", "-1"], "--lr must be positive"),
+        (["--resume"], "no checkpoints"),
+    ],
+)
+def test_bad_arguments_fail_with_a_message(tmp_path, capsys, argv, message):
+    assert main(["train", "--out", str(tmp_path / "r"), "--quiet", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_choice_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "transformer"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_build_model_covers_sequences_and_images():
+    assert set(MODELS) == {"logistic", "mlp", "cnn", "gru", "lstm", "rnn"}
+    assert build_model("cnn", (40,), 10).ndim == 1
+    assert build_model("cnn", (8, 8, 1), 10).ndim == 2
+    assert build_model("lstm", (40,), 10).cell == "lstm"
+    with pytest.raises(ValueError, match="Unknown model"):
+        build_model("nope", (40,), 10)
