@@ -29,6 +29,18 @@ def _arrays(state: TrainState) -> dict[str, Any]:
     return {name: getattr(state, name) for name in _FIELDS}
 
 
+def _saveable(tree: dict[str, Any]) -> dict[str, Any]:
+    """The arrays to hand to Orbax.
+
+    With several processes every process holds the same (replicated) state, but as
+    arrays on its own devices, which Orbax refuses to save ("host local"); NumPy copies
+    are saved once, by the primary process.
+    """
+    if jax.process_count() == 1:
+        return tree
+    return jax.tree_util.tree_map(np.asarray, tree)
+
+
 def _paths(tree) -> dict[str, tuple[tuple[int, ...], str]]:
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
@@ -85,7 +97,7 @@ def save_state(
         manager.save(
             int(state.step),
             args=ocp.args.Composite(
-                state=ocp.args.StandardSave(_arrays(state)),
+                state=ocp.args.StandardSave(_saveable(_arrays(state))),
                 meta=ocp.args.JsonSave(metadata or {}),
             ),
             force=True,

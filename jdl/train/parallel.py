@@ -53,6 +53,31 @@ def data_mesh(devices: Any = None) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(np.array(devices), ("data",))
 
 
+def _local_value(x):
+    """``x`` as an array this process can read: a replicated global array's local copy."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        if not x.is_fully_replicated:
+            raise ValueError(
+                f"Expected a replicated array (a state of the data-parallel strategies); got "
+                f"one of shape {x.shape} sharded as {x.sharding}."
+            )
+        return x.addressable_data(0)
+    return x
+
+
+def _first_replica(x):
+    """Replica 0 of an array with a leading device axis (a pmapped state's leaf)."""
+    if isinstance(x, jax.Array):
+        return jnp.reshape(x.addressable_shards[0].data, np.shape(x)[1:])
+    return x[0]
+
+
+def _replicate_from_host(x, sharding: NamedSharding) -> jax.Array:
+    """A global array replicated on ``sharding``'s devices, from this process's copy."""
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
 def _is_eval_step(step: Callable) -> bool:
     fn = step
     while isinstance(fn, functools.partial):
@@ -135,13 +160,25 @@ class ParallelStep:
             leaves = jax.tree_util.tree_leaves(state)
             if all(getattr(x, "sharding", None) == self._replicated for x in leaves):
                 return state
-            return jax.device_put(state, self._replicated)
+            if jax.process_count() == 1:
+                return jax.device_put(state, self._replicated)
+            # Across processes a committed array cannot be moved to another host's
+            # devices: every process builds the replicated array from its own copy.
+            return jax.tree_util.tree_map(
+                lambda x: _replicate_from_host(_local_value(x), self._replicated), state
+            )
         return state
 
     def unreplicate(self, state):
-        """A plain state (no device axis) from a state returned by this step."""
+        """A plain state (no device axis) from a state returned by this step.
+
+        Its arrays live on this process's devices only, so they can be read
+        (``np.asarray``), saved or evaluated elsewhere in any process.
+        """
         if self.strategy == "pmap" and np.ndim(state.step) == 1:
-            return jax.tree_util.tree_map(lambda x: x[0], state)
+            return jax.tree_util.tree_map(_first_replica, state)
+        if self.strategy == "sharded" and jax.process_count() > 1:
+            return jax.tree_util.tree_map(_local_value, state)
         return state
 
     def put_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
