@@ -1,0 +1,292 @@
+"""The documentation covers the public API, and the gallery follows its format.
+
+Source-level checks that need no Sphinx build (``nox -s docs`` does the build):
+
+* every jdl sub-package has an API page listed in ``docs/api/index.rst``, and each page
+  pulls in its package with ``automodule`` (which documents exactly ``__all__``);
+* every name in every public ``__all__`` exists and has a docstring — a doc comment
+  (``#:`` or a string after the assignment) for constants, which autodoc needs to list
+  them at all;
+* every tutorial has a title, a first paragraph and a "Takeaway" section, and every
+  gallery section has a ``README.txt``;
+* the intersphinx configuration behaves as documented in
+  ``docs/intersphinx_inventories.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import inspect
+import pkgutil
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+import jdl
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+API = DOCS / "api"
+EXAMPLES = ROOT / "examples"
+
+#: Module -> the API page that documents it.
+PAGES = {
+    "jdl": "jdl.rst",
+    "jdl.nn": "nn.rst",
+    "jdl.losses": "losses.rst",
+    "jdl.metrics": "metrics.rst",
+    "jdl.data": "data.rst",
+    "jdl.train": "train.rst",
+    "jdl.train.callbacks": "train.rst",
+    "jdl.analysis": "analysis.rst",
+    "jdl.pretrained": "pretrained.rst",
+}
+DOCUMENTED_BY_HAND = {("jdl", "__version__")}
+
+
+def _public_subpackages() -> list[str]:
+    return sorted(
+        f"jdl.{m.name}" for m in pkgutil.iter_modules(jdl.__path__) if not m.name.startswith("_")
+    )
+
+
+def test_every_subpackage_has_an_api_page_in_the_index():
+    index = (API / "index.rst").read_text()
+    for module in ["jdl", *_public_subpackages()]:
+        assert module in PAGES, f"{module} has no API page: add docs/api/<name>.rst"
+        page = PAGES[module]
+        assert (API / page).exists(), f"docs/api/{page} is missing"
+        assert re.search(rf"^\s+{re.escape(page[:-4])}\s*$", index, re.M), (
+            f"docs/api/index.rst does not list {page[:-4]}"
+        )
+
+
+@pytest.mark.parametrize("module", [m for m in PAGES if m != "jdl"])
+def test_api_page_documents_the_whole_package(module):
+    text = (API / PAGES[module]).read_text()
+    directives = re.findall(r"^\.\. automodule:: (\S+)\s*\n((?:\s+:.*\n)*)", text, re.M)
+    options = dict(directives).get(module)
+    assert options is not None, f"docs/api/{PAGES[module]} has no '.. automodule:: {module}'"
+    # Restricting members would drop names from __all__ silently.
+    assert ":members:" not in options or re.search(r":members:\s*$", options, re.M), options
+    assert "ignore-module-all" not in options and ":exclude-members:" not in options
+
+
+def test_autodoc_defaults_document_members_from_all():
+    conf = (DOCS / "conf.py").read_text()
+    assert re.search(r'"members":\s*True', conf)
+    assert "ignore-module-all" not in conf
+
+
+def test_top_level_page_names_every_public_name():
+    text = (API / "jdl.rst").read_text()
+    for name in jdl.__all__:
+        assert re.search(rf"(jdl\.{re.escape(name)}\b|::\s*{re.escape(name)}\b)", text), (
+            f"docs/api/jdl.rst does not mention jdl.{name}"
+        )
+
+
+def _has_doc_comment(module_name: str, name: str, value: object) -> bool:
+    """Whether ``name`` has a ``#:`` comment or a docstring where ``value`` is assigned."""
+    candidates = [module_name] + sorted(
+        m for m in sys.modules if m.startswith(module_name + ".") and sys.modules[m] is not None
+    )
+    for candidate in candidates:
+        module = sys.modules[candidate]
+        if getattr(module, name, None) is not value or not getattr(module, "__file__", None):
+            continue
+        source = Path(module.__file__).read_text()
+        lines = source.splitlines()
+        body = ast.parse(source).body
+        for i, node in enumerate(body):
+            targets = (
+                [t.id for t in node.targets if isinstance(t, ast.Name)]
+                if isinstance(node, ast.Assign)
+                else [node.target.id]
+                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                else []
+            )
+            if name not in targets:
+                continue
+            above = lines[node.lineno - 2].strip() if node.lineno >= 2 else ""
+            after = body[i + 1] if i + 1 < len(body) else None
+            docstring_after = (
+                isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            )
+            if above.startswith("#:") or "#:" in lines[node.lineno - 1] or docstring_after:
+                return True
+    return False
+
+
+def _docstring_problem(module_name: str, name: str, value: object) -> str | None:
+    if inspect.ismodule(value):
+        return None if (value.__doc__ or "").strip() else "module without a docstring"
+    if inspect.isclass(value):
+        doc = value.__dict__.get("__doc__")
+        if not (doc or "").strip():
+            return "class without its own docstring"
+        if doc.startswith(f"{value.__name__}("):  # the signature dataclasses write
+            return "class without a docstring (only the dataclass signature)"
+        return None
+    if callable(value):
+        return None if (inspect.getdoc(value) or "").strip() else "function without a docstring"
+    if _has_doc_comment(module_name, name, value):
+        return None
+    return "constant without a doc comment (#: above it or a string below it)"
+
+
+@pytest.mark.parametrize("module_name", list(PAGES))
+def test_every_public_name_exists_and_has_a_docstring(module_name):
+    module = importlib.import_module(module_name)
+    names = getattr(module, "__all__", None)
+    assert names, f"{module_name} has no __all__"
+    assert len(set(names)) == len(names), f"{module_name}.__all__ has duplicates"
+    problems = []
+    for name in names:
+        if (module_name, name) in DOCUMENTED_BY_HAND:
+            continue
+        if not hasattr(module, name):
+            problems.append(f"{name}: listed in __all__ but missing")
+            continue
+        problem = _docstring_problem(module_name, name, getattr(module, name))
+        if problem:
+            problems.append(f"{name}: {problem}")
+    assert not problems, f"{module_name}:\n  " + "\n  ".join(problems)
+
+
+def test_names_documented_by_hand_are_on_the_page():
+    text = (API / "jdl.rst").read_text()
+    for _, name in DOCUMENTED_BY_HAND:
+        assert f".. py:data:: {name}" in text
+
+
+# -- the gallery -------------------------------------------------------------------------
+
+SECTIONS = sorted(p for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith("_"))
+TUTORIALS = sorted(EXAMPLES.glob("**/plot_*.py"))
+
+
+def test_gallery_root_and_sections_have_readmes():
+    assert (EXAMPLES / "README.txt").exists()
+    for section in SECTIONS:
+        if section.name == "__pycache__":
+            continue
+        readme = section / "README.txt"
+        assert readme.exists(), f"{section.name}/ has no README.txt (sphinx-gallery needs it)"
+        assert re.match(r"\d\d_", section.name), f"{section.name}: sections are named NN_topic"
+        lines = [line for line in readme.read_text().splitlines() if line.strip()]
+        # Sections are one level below the gallery's '====' title: all underline with '-'.
+        titles = [i for i in range(1, len(lines)) if re.fullmatch(r"-+", lines[i].strip())]
+        assert titles, f"{readme} has no title underlined with '----'"
+
+
+@pytest.mark.parametrize("script", TUTORIALS, ids=[p.name for p in TUTORIALS])
+def test_tutorial_has_title_first_paragraph_and_takeaway(script):
+    source = script.read_text()
+    doc = ast.get_docstring(ast.parse(source), clean=False)
+    assert doc, f"{script.name} has no module docstring"
+    lines = doc.strip("\n").splitlines()
+    assert len(lines) >= 4, f"{script.name}: docstring needs a title and a first paragraph"
+    title, underline = lines[0], lines[1]
+    assert re.fullmatch(r"=+", underline) and len(underline) >= len(title), (
+        f"{script.name}: the title must be underlined with '=' at least as long as it"
+    )
+    assert lines[2].strip() == "" and lines[3].strip(), f"{script.name}: no first paragraph"
+    assert re.search(r"^# Takeaway\n# -+$", source, re.M), (
+        f"{script.name}: end with a '# Takeaway' section (a '# %%' cell titled Takeaway)"
+    )
+
+
+# -- intersphinx -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def inventories():
+    spec = importlib.util.spec_from_file_location(
+        "intersphinx_inventories", DOCS / "intersphinx_inventories.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_intersphinx_remote_mode_links_every_project(inventories):
+    mapping, missing = inventories.intersphinx_mapping("remote")
+    assert set(mapping) == set(inventories.PROJECTS) >= {"python", "numpy", "jax", "flax", "optax"}
+    assert missing == []
+    assert all(location is None for _, location in mapping.values())
+
+
+def test_intersphinx_cache_mode_uses_only_cached_files(inventories, tmp_path):
+    inventories.cache_file("numpy", tmp_path).write_bytes(b"# Sphinx inventory version 2\n")
+    mapping, missing = inventories.intersphinx_mapping("cache", tmp_path)
+    assert mapping == {
+        "numpy": (inventories.PROJECTS["numpy"], str(inventories.cache_file("numpy", tmp_path)))
+    }
+    assert sorted(missing) == sorted(set(inventories.PROJECTS) - {"numpy"})
+    assert inventories.intersphinx_mapping("off", tmp_path) == ({}, list(inventories.PROJECTS))
+    with pytest.raises(ValueError, match="JDL_DOCS_INTERSPHINX"):
+        inventories.intersphinx_mapping("sometimes", tmp_path)
+
+
+def test_intersphinx_fetch_keeps_a_good_cache_when_offline(inventories, tmp_path, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(inventories.urllib.request, "urlopen", unreachable)
+    good = inventories.cache_file("jax", tmp_path)
+    good.write_bytes(b"# Sphinx inventory version 2\nkept")
+    status = inventories.fetch(tmp_path, max_age_days=0)
+    assert status["jax"].startswith("unavailable (stale cache kept)")
+    assert status["numpy"].startswith("unavailable: OSError")
+    assert good.read_bytes().endswith(b"kept")
+    assert not inventories.cache_file("numpy", tmp_path).exists()
+
+
+# -- the code on the landing and getting-started pages runs ------------------------------
+
+
+def _python_blocks(page: Path) -> list[str]:
+    """The ``.. code-block:: python`` blocks of an rst page, dedented."""
+    blocks = []
+    for match in re.finditer(
+        r"^\.\. code-block:: python\n\n((?:[ ]{3}.*\n|\n)+)", page.read_text(), re.M
+    ):
+        lines = [line[3:] for line in match.group(1).splitlines()]
+        blocks.append("\n".join(lines).strip() + "\n")
+    return blocks
+
+
+def test_landing_page_example_is_short():
+    (block,) = _python_blocks(DOCS / "index.rst")
+    code = [line for line in block.splitlines() if line.strip()]
+    assert len(code) <= 15, f"the landing example has {len(code)} lines:\n{block}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", ["index.rst", "getting_started.rst"])
+def test_page_code_runs_as_written(page, tmp_path, monkeypatch, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": f"docs_{page[:-4]}"}
+    blocks = _python_blocks(DOCS / page)
+    assert blocks, f"{page} has no python code blocks"
+    for block in blocks:
+        exec(compile(block, str(DOCS / page), "exec"), namespace)
+    out = capsys.readouterr().out
+    if page == "index.rst":
+        metrics = namespace["jdl"].evaluate(
+            namespace["model"], namespace["history"].variables, namespace["test"]
+        )
+        assert metrics["accuracy"] > 0.9, metrics  # the page promises about 97 %
+    else:
+        assert "15210" in out and "(5, 10)" in out, out
+        assert "['accuracy', 'loss', 'val_accuracy', 'val_loss']" in out, out
