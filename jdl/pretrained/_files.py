@@ -1,0 +1,159 @@
+"""Safe reading and atomic writing of weight files (private).
+
+Nothing here unpickles: safetensors files are read with the safetensors numpy API (a JSON
+header and raw buffers, no code), ``.pth`` files only through ``torch.load(weights_only=True)``.
+Writes go to a temporary file in the destination folder and are renamed into place with
+:func:`os.replace`, so a crash never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jdl.pretrained.errors import WeightFileError
+
+__all__ = ["atomic_path", "read_safetensors", "read_torch_pickle", "write_safetensors"]
+
+PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` only on success.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _check_exists(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"weight file {str(path)!r} does not exist")
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Tensors and header metadata of a ``.safetensors`` file, as numpy arrays.
+
+    bfloat16 tensors (which numpy lacks) are returned as float32.
+
+    Raises:
+      FileNotFoundError: if there is no such file.
+      WeightFileError: if the file is truncated or not a safetensors file.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    _check_exists(path)
+    tensors: dict[str, np.ndarray] = {}
+    try:
+        with safe_open(str(path), framework="np") as f:
+            metadata = dict(f.metadata() or {})
+            for key in f.keys():
+                tensors[key] = f.get_tensor(key)
+    except Exception as err:  # safetensors raises its own SafetensorError or OSError
+        size = path.stat().st_size
+        raise WeightFileError(
+            f"{str(path)!r} ({size} bytes) is not a readable safetensors file: {err}. It may be "
+            "truncated (an interrupted download) or of another format; download it again or "
+            "check its extension."
+        ) from err
+    for key, value in tensors.items():
+        if value.dtype.name == "bfloat16":
+            tensors[key] = value.astype(np.float32)
+    return tensors, metadata
+
+
+def write_safetensors(
+    path: str | os.PathLike, tensors: Mapping[str, Any], metadata: Mapping[str, str]
+) -> Path:
+    """Write numpy-convertible ``tensors`` and string ``metadata`` atomically."""
+    from safetensors.numpy import save_file
+
+    arrays = {k: np.ascontiguousarray(np.asarray(v)) for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(arrays, str(tmp), metadata=dict(metadata))
+    return Path(path)
+
+
+def torch_available() -> bool:
+    """Whether ``torch`` can be imported (it is never required)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def read_torch_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A state dict from a ``.pth`` file, through ``torch.load(weights_only=True)`` only.
+
+    ``weights_only=True`` makes torch's restricted unpickler refuse anything but tensors and
+    plain containers, so a file crafted to run code is rejected, never executed. Without
+    torch installed the file is refused outright (jdl never uses plain :mod:`pickle`).
+
+    Raises:
+      WeightFileError: torch missing, a file that ``weights_only`` refuses, or a corrupt file.
+    """
+    path = Path(path)
+    _check_exists(path)
+    if not torch_available():
+        raise WeightFileError(
+            f"{str(path)!r} is a pickle-based PyTorch file; jdl reads those only through "
+            "torch.load(weights_only=True), and torch is not installed. Convert the file to "
+            "safetensors (e.g. `safetensors.torch.save_file(torch.load(p, weights_only=True), "
+            "'model.safetensors')` on a machine with torch), use timm's model.safetensors "
+            "from the Hugging Face hub, or install torch."
+        )
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError for refused globals, RuntimeError for corrupt
+        raise WeightFileError(
+            f"refused to load {str(path)!r}: torch.load(weights_only=True) rejected it ({err}). "
+            "jdl never unpickles arbitrary objects; if you trust the file, re-save its state "
+            "dict as safetensors."
+        ) from err
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise WeightFileError(
+            f"{str(path)!r} holds a {type(obj).__name__}, expected a state dict (name -> tensor)"
+        )
+    out = {}
+    for key, value in obj.items():
+        if hasattr(value, "detach"):
+            value = value.detach().cpu()
+            if value.dtype == torch.bfloat16:
+                value = value.float()
+            out[str(key)] = value.numpy()
+        else:
+            out[str(key)] = np.asarray(value)
+    return out
+
+
+def is_pickle_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has a pickle-based PyTorch extension."""
+    return Path(path).suffix.lower() in PICKLE_SUFFIXES

@@ -1,0 +1,149 @@
+"""Flat ``"collection/module/.../leaf"`` views of variable trees and their comparison.
+
+Readers turn foreign weight files into flat dicts keyed by jdl paths such as
+``"params/layer1_0/conv1/kernel"`` or ``"batch_stats/bn1/mean"``; :func:`merge_into` checks
+such a dict against the variables a model expects and builds the variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+
+from jdl.pretrained.errors import WeightMismatchError
+
+__all__ = ["LoadReport", "flatten", "merge_into", "unflatten"]
+
+SEP = "/"
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"params": {"fc": {"bias": a}}}`` -> ``{"params/fc/bias": a}`` (leaves untouched).
+
+    Example:
+      >>> flatten({"params": {"fc": {"bias": 1, "kernel": 2}}})
+      {'params/fc/bias': 1, 'params/fc/kernel': 2}
+    """
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{SEP}{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(flatten(value, path))
+        else:
+            out[path] = value
+    return out
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`flatten`: nested plain dicts from ``"a/b/c"`` keys.
+
+    Raises:
+      ValueError: if a path is both a leaf and a prefix of another path.
+    """
+    out: dict[str, Any] = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split(SEP)
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"variable path {path!r} runs through a leaf at {part!r}")
+        if leaf in node:
+            raise ValueError(f"variable path {path!r} appears twice")
+        node[leaf] = value
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadReport:
+    """What a non-strict load did.
+
+    Attributes:
+      loaded: model variables filled from the weights.
+      missing: model variables the weights lack (left at their fresh initial values).
+      unexpected: names in the weights that fit no model variable (ignored).
+      mismatched: ``(variable, expected_shape, found_shape)`` (left at initial values).
+    """
+
+    loaded: list[str]
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+
+    @property
+    def complete(self) -> bool:
+        """True when every model variable was loaded and nothing was left over."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def __str__(self) -> str:
+        return (
+            f"LoadReport: {len(self.loaded)} loaded, {len(self.missing)} missing, "
+            f"{len(self.unexpected)} unexpected, {len(self.mismatched)} shape-mismatched"
+        )
+
+
+def expected_shapes(model: Any, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Flat ``path -> ShapeDtypeStruct`` of the variables ``model.init`` would create.
+
+    Uses :func:`jax.eval_shape`, so nothing is allocated, even for a VGG-16.
+    """
+    x = jax.ShapeDtypeStruct(tuple(input_shape), np.float32)
+    shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+    return flatten(shapes)
+
+
+def merge_into(
+    model: Any,
+    flat: Mapping[str, np.ndarray],
+    *,
+    input_shape: tuple[int, ...],
+    strict: bool = True,
+    seed: int = 0,
+    unexpected: list[str] | None = None,
+    source: str = "the weights",
+) -> tuple[dict[str, Any], LoadReport]:
+    """Check converted weights against a model and build its variables.
+
+    Args:
+      model: the ``flax.linen`` module the weights are for.
+      flat: converted weights keyed by jdl paths (``"params/fc/kernel"``), in jdl layouts.
+      input_shape: shape of an input batch (e.g. ``(1, 224, 224, 3)``), used to work out the
+        model's variable shapes abstractly.
+      strict: raise :class:`WeightMismatchError` listing every missing, unexpected and
+        shape-mismatched name; with ``False`` load what fits and initialise the rest.
+      seed: seed of the fresh initial values used for variables not loaded (non-strict).
+      unexpected: source names the reader could not map at all (reported as unexpected).
+      source: how to call the weights in messages.
+
+    Returns:
+      ``(variables, report)``: nested dicts of arrays (``params``, ``batch_stats``, ...),
+      dtypes those of the model, and a :class:`LoadReport`.
+    """
+    wanted = expected_shapes(model, input_shape)
+    missing = sorted(k for k in wanted if k not in flat)
+    extra = sorted(list(unexpected or ()) + [k for k in flat if k not in wanted])
+    mismatched = sorted(
+        (k, tuple(wanted[k].shape), tuple(np.shape(flat[k])))
+        for k in flat
+        if k in wanted and tuple(np.shape(flat[k])) != tuple(wanted[k].shape)
+    )
+    if strict and (missing or extra or mismatched):
+        raise WeightMismatchError(missing, extra, mismatched, source=source)
+    loaded = sorted(k for k in wanted if k in flat and k not in {m[0] for m in mismatched})
+    values: dict[str, Any] = {}
+    needed = [k for k in wanted if k not in set(loaded)]
+    if needed:
+        # Return only what is needed, so XLA compiles just those initialisers (much faster).
+        def fresh_values(x):
+            fresh = flatten(model.init(jax.random.key(seed), x, train=False))
+            return {k: fresh[k] for k in needed}
+
+        values.update(jax.jit(fresh_values)(np.zeros(tuple(input_shape), np.float32)))
+    for k in loaded:
+        values[k] = jax.numpy.asarray(np.asarray(flat[k]), dtype=wanted[k].dtype)
+    report = LoadReport(loaded=loaded, missing=missing, unexpected=extra, mismatched=mismatched)
+    return unflatten(values), report

@@ -1,0 +1,277 @@
+"""Known checkpoints, downloaded to a cache and verified before use.
+
+Each :class:`HubEntry` names a file (URL and checksum), how to read it (``format``), and what
+its model expects (input size, mean/std, channel order, number of classes), like timm's
+pretrained configs. :func:`download` fetches a file with :mod:`urllib` (``https://``,
+``http://`` and ``file://`` URLs, or a local path as ``source``) into a temporary file in the
+cache folder while hashing it, and moves it into place only if the hash matches; on a
+mismatch the temporary file is deleted and :class:`~jdl.pretrained.ChecksumError` says so.
+A cached file is re-hashed before every use, and replaced if it no longer matches.
+
+Checksums: an entry carries a ``sha256`` (the full 64 hex digits, or, where that is all the
+publisher gives, a prefix of at least 8: torchvision publishes the first 8 hex digits of the
+SHA-256 in each file name and checks only those) or, for Keras applications files, the
+``md5`` Keras publishes and checks. Register your own files with full SHA-256 hashes.
+
+The cache folder is ``$JDL_PRETRAINED_DIR``, else ``$XDG_CACHE_HOME/jdl/pretrained``, else
+``~/.cache/jdl/pretrained``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from jdl.pretrained import _files
+from jdl.pretrained.errors import ChecksumError, WeightFileError
+from jdl.pretrained.preprocess import KERAS_CAFFE, TORCHVISION
+
+__all__ = ["REGISTRY", "HubEntry", "available", "cache_dir", "download", "file_digest", "register"]
+
+_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class HubEntry:
+    """A known checkpoint.
+
+    Attributes:
+      name: registry name, e.g. ``"resnet18.tv_in1k"``.
+      url: where to download it (``https://``, ``http://`` or ``file://``).
+      format: how to read it: ``"torchvision"``, ``"timm"``, ``"keras"`` or ``"jdl"``.
+      sha256: hex SHA-256 of the file (full, or a published prefix of >= 8 digits).
+      md5: hex MD5 instead, for publishers that give only that (Keras applications).
+      filename: name in the cache (default: the URL's last component).
+      num_classes: number of classes of the head.
+      input_size: side of the square input images.
+      mean: per-channel mean to subtract (in the file's value scale and channel order).
+      std: per-channel std to divide by.
+      channel_order: ``"RGB"`` or ``"BGR"``.
+      preprocessing: the full preprocessing recipe (see :mod:`jdl.pretrained.preprocess`).
+      needs_torch: the file is pickle-based; reading it needs torch (``weights_only=True``).
+      description: one line for humans.
+    """
+
+    name: str
+    url: str
+    format: str
+    sha256: str | None = None
+    md5: str | None = None
+    filename: str | None = None
+    num_classes: int = 1000
+    input_size: int = 224
+    mean: tuple[float, ...] = TORCHVISION["mean"]
+    std: tuple[float, ...] = TORCHVISION["std"]
+    channel_order: str = "RGB"
+    preprocessing: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(TORCHVISION))
+    needs_torch: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.format not in ("torchvision", "timm", "keras", "jdl"):
+            raise ValueError(
+                f"HubEntry {self.name!r}: format must be torchvision, timm, keras or jdl, got "
+                f"{self.format!r}"
+            )
+        if (self.sha256 is None) == (self.md5 is None):
+            raise ValueError(f"HubEntry {self.name!r} needs exactly one of sha256= or md5=")
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{8,64}", self.sha256):
+            raise ValueError(
+                f"HubEntry {self.name!r}: sha256 must be 8 to 64 hex digits, got {self.sha256!r}"
+            )
+        if self.md5 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", self.md5):
+            raise ValueError(f"HubEntry {self.name!r}: md5 must be 32 hex digits")
+
+    @property
+    def cache_name(self) -> str:
+        """File name in the cache."""
+        return self.filename or Path(urllib.parse.urlparse(self.url).path).name
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What a model loaded from this entry expects of its inputs (``Pretrained.info``)."""
+        return {
+            **self.preprocessing,
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "input_size": self.input_size,
+            "mean": tuple(self.mean),
+            "std": tuple(self.std),
+            "channel_order": self.channel_order,
+        }
+
+
+def _torchvision(arch: str, digest: str, top1: float) -> HubEntry:
+    return HubEntry(
+        name=f"{arch}.tv_in1k",
+        url=f"https://download.pytorch.org/models/{arch}-{digest}.pth",
+        format="torchvision",
+        sha256=digest,
+        needs_torch=True,
+        description=f"torchvision {arch} IMAGENET1K_V1 (top-1 {top1} %); .pth, needs torch",
+    )
+
+
+def _keras(arch: str, md5: str) -> HubEntry:
+    return HubEntry(
+        name=f"{arch}.keras_in1k",
+        url=(
+            "https://storage.googleapis.com/tensorflow/keras-applications/"
+            f"{arch}/{arch}_weights_tf_dim_ordering_tf_kernels.h5"
+        ),
+        format="keras",
+        md5=md5,
+        mean=KERAS_CAFFE["mean"],
+        std=KERAS_CAFFE["std"],
+        channel_order="BGR",
+        preprocessing=dict(KERAS_CAFFE),
+        description=f"Keras applications {arch.upper()} ImageNet weights (caffe preprocessing)",
+    )
+
+
+#: The known checkpoints, by name. Add your own with :func:`register`.
+REGISTRY: dict[str, HubEntry] = {
+    e.name: e
+    for e in (
+        _torchvision("resnet18", "f37072fd", 69.758),
+        _torchvision("resnet34", "b627a593", 73.314),
+        _torchvision("resnet50", "0676ba61", 76.130),
+        _torchvision("resnet101", "63fe2227", 77.374),
+        _torchvision("resnet152", "394f9c45", 78.312),
+        _keras("vgg16", "64373286793e3c8b2b4e3219cbf3544b"),
+        _keras("vgg19", "cbe5617147190e668d6c5d5026f83318"),
+    )
+}
+
+
+def register(entry: HubEntry, *, overwrite: bool = False) -> HubEntry:
+    """Add a checkpoint to :data:`REGISTRY` so :func:`jdl.pretrained.load` knows its name.
+
+    Raises:
+      ValueError: if the name is taken and ``overwrite`` is false.
+    """
+    if entry.name in REGISTRY and not overwrite and REGISTRY[entry.name] != entry:
+        raise ValueError(f"a checkpoint named {entry.name!r} is already registered")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def available() -> list[str]:
+    """The registered checkpoint names, sorted."""
+    return sorted(REGISTRY)
+
+
+def cache_dir() -> Path:
+    """The download cache folder (see the module docstring)."""
+    if os.environ.get("JDL_PRETRAINED_DIR"):
+        return Path(os.environ["JDL_PRETRAINED_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "jdl" / "pretrained"
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _matches(entry: HubEntry, digests: dict[str, str]) -> bool:
+    if entry.sha256 is not None:
+        return digests["sha256"].startswith(entry.sha256.lower())
+    return digests["md5"] == entry.md5.lower()
+
+
+def _expected(entry: HubEntry) -> str:
+    return f"sha256 {entry.sha256}" if entry.sha256 else f"md5 {entry.md5}"
+
+
+def _fetch(source: str, dest: Path, timeout: float) -> dict[str, str]:
+    """Copy ``source`` (URL or path) to ``dest`` while hashing; returns both digests."""
+    hashes = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
+    is_url = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", source) is not None
+    try:
+        if is_url:
+            scheme = urllib.parse.urlparse(source).scheme
+            if scheme not in ("http", "https", "file"):
+                raise WeightFileError(f"cannot download {source!r}: unsupported scheme {scheme!r}")
+            stream = urllib.request.urlopen(source, timeout=timeout)  # noqa: S310 (scheme checked)
+        else:
+            stream = open(source, "rb")  # noqa: SIM115 (closed below)
+        with stream, open(dest, "wb") as out:
+            for chunk in iter(lambda: stream.read(_CHUNK), b""):
+                out.write(chunk)
+                for h in hashes.values():
+                    h.update(chunk)
+    except OSError as err:
+        raise WeightFileError(f"could not download {source!r}: {err}") from err
+    return {k: h.hexdigest() for k, h in hashes.items()}
+
+
+def download(
+    entry: HubEntry | str,
+    *,
+    source: str | os.PathLike | None = None,
+    cache: str | os.PathLike | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """The verified local copy of a registered checkpoint, downloading it if needed.
+
+    Args:
+      entry: a :class:`HubEntry` or a registered name.
+      source: fetch from here instead of the entry's URL (a mirror URL, a ``file://`` URL
+        or a local path); the checksum is verified all the same.
+      cache: the cache folder (default :func:`cache_dir`).
+      timeout: network timeout in seconds.
+
+    Returns:
+      The path of the cached file; its checksum matched just now.
+
+    Raises:
+      ChecksumError: the download's checksum differs from the entry's; the download was
+        deleted and nothing was written under the cache name.
+      WeightFileError: the download failed (nothing is left in the cache).
+      KeyError: an unknown name.
+    """
+    if isinstance(entry, str):
+        if entry not in REGISTRY:
+            raise KeyError(
+                f"unknown pretrained checkpoint {entry!r}; known: {', '.join(available())} "
+                "(or register one with jdl.pretrained.hub.register)"
+            )
+        entry = REGISTRY[entry]
+    folder = Path(cache) if cache is not None else cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / entry.cache_name
+    if final.is_file():
+        digests = {"sha256": file_digest(final, "sha256"), "md5": file_digest(final, "md5")}
+        if _matches(entry, digests):
+            return final
+        final.unlink()  # stale or tampered: fetch it again
+    origin = os.fspath(source) if source is not None else entry.url
+    with _files.atomic_path(final) as tmp:
+        digests = _fetch(origin, tmp, timeout)
+        if not _matches(entry, digests):
+            raise ChecksumError(
+                f"checksum mismatch for {entry.name!r} downloaded from {origin!r}: expected "
+                f"{_expected(entry)}, got sha256 {digests['sha256']} (md5 {digests['md5']}). "
+                "The file was discarded; check the source (a truncated download, a changed "
+                "file or a wrong mirror) and try again."
+            )
+    return final
+
+
+def copy_into_cache(path: str | os.PathLike, entry: HubEntry | str, **kwargs: Any) -> Path:
+    """Put a file you already have (e.g. copied from another machine) into the cache.
+
+    Same as ``download(entry, source=path)``: the checksum is verified first.
+    """
+    return download(entry, source=os.fspath(path), **kwargs)

@@ -1,0 +1,161 @@
+"""jdl's own weight format: one ``.safetensors`` file with the variables and the model config.
+
+The file holds every variable under its flat path (``"params/Conv_0/kernel"``,
+``"batch_stats/BatchNorm_0/mean"``) and, in the safetensors header metadata:
+
+- ``"format": "jdl"`` and ``"format_version"``,
+- ``"model"``: the model's class and fields as JSON (see :mod:`jdl.pretrained._config`),
+- ``"input_shape"``: the batch shape the model was built for (VGG/CNN heads depend on it),
+- ``"info"``: free-form JSON (preprocessing, provenance, the classes, ...).
+
+Reading runs no code from the file: safetensors is a JSON header plus raw buffers, and the
+config can only name jdl model classes. Writes are atomic (temporary file + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jdl.pretrained import _config, _files
+from jdl.pretrained._result import Pretrained
+from jdl.pretrained._tree import LoadReport, flatten, merge_into, unflatten
+from jdl.pretrained.errors import WeightFileError
+
+__all__ = ["FORMAT_VERSION", "is_jdl_file", "load_jdl", "save"]
+
+FORMAT_VERSION = "1"
+
+
+def _variables_of(variables: Any) -> Mapping[str, Any]:
+    if hasattr(variables, "variables") and hasattr(variables, "params"):  # a TrainState
+        return variables.variables
+    if not isinstance(variables, Mapping) or "params" not in variables:
+        raise TypeError(
+            "save expects model variables ({'params': ..., 'batch_stats': ...}), a "
+            f"TrainState or a History's .variables; got {type(variables).__name__}"
+        )
+    return variables
+
+
+def save(
+    path: str | os.PathLike,
+    model: Any,
+    variables: Any,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    info: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save a model's variables and configuration to one ``.safetensors`` file, atomically.
+
+    Args:
+      path: destination (``.safetensors`` is conventional); parent folders are created.
+      model: the ``flax.linen`` module (its class and fields are recorded so
+        :func:`load_jdl` can rebuild it), or ``None`` to store the variables only.
+      variables: ``{"params": ..., "batch_stats": ...}``, a ``TrainState`` or
+        ``history.variables``.
+      input_shape: the input batch shape the model takes, e.g. ``(1, 40)``; recorded so a
+        load can check every variable's shape against the rebuilt model.
+      info: JSON-serialisable extras (class names, preprocessing, provenance).
+
+    Returns:
+      The path written.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, tempfile, os
+      >>> from jdl import nn, pretrained
+      >>> model = nn.MLP(widths=(8,), num_outputs=3)
+      >>> variables = model.init(jax.random.key(0), jnp.ones((1, 4)), train=False)
+      >>> path = os.path.join(tempfile.mkdtemp(), "mlp.safetensors")
+      >>> _ = pretrained.save(path, model, variables, input_shape=(1, 4))
+      >>> pretrained.load_jdl(path).model == model
+      True
+    """
+    flat = flatten(_variables_of(variables))
+    metadata = {"format": "jdl", "format_version": FORMAT_VERSION}
+    if model is not None:
+        metadata["model"] = _config.encode_model(model)
+    if input_shape is not None:
+        metadata["input_shape"] = json.dumps([int(d) for d in input_shape])
+    metadata["info"] = json.dumps(dict(info or {}))
+    arrays = {k: np.asarray(v) for k, v in flat.items()}
+    return _files.write_safetensors(path, arrays, metadata)
+
+
+def is_jdl_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a safetensors file written by :func:`save` (reads the header only)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="np") as f:
+            return (f.metadata() or {}).get("format") == "jdl"
+    except Exception:
+        return False
+
+
+def load_jdl(
+    path: str | os.PathLike,
+    model: Any = None,
+    *,
+    strict: bool = True,
+    input_shape: tuple[int, ...] | None = None,
+    seed: int = 0,
+) -> Pretrained:
+    """Load a file written by :func:`save`.
+
+    Args:
+      path: the ``.safetensors`` file.
+      model: the module to load into; default the one recorded in the file.
+      strict: raise :class:`~jdl.pretrained.WeightMismatchError` listing every missing,
+        unexpected or shape-mismatched variable (checked when an input shape is known);
+        ``False`` loads what fits and reports the rest.
+      input_shape: batch shape for the check (default the recorded one).
+      seed: initial values of variables not loaded (``strict=False``).
+
+    Returns:
+      A :class:`~jdl.pretrained.Pretrained`; ``info`` is what was saved with it.
+
+    Raises:
+      WeightFileError: a corrupt/truncated file, or one not written by :func:`save`.
+    """
+    tensors, metadata = _files.read_safetensors(path)
+    if metadata.get("format") != "jdl":
+        raise WeightFileError(
+            f"{str(path)!r} is a safetensors file but not in jdl's format (no 'format: jdl' "
+            "metadata); for torchvision/timm state dicts use jdl.pretrained.from_torchvision"
+        )
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise WeightFileError(
+            f"{str(path)!r} has jdl format version {metadata.get('format_version')!r}; this jdl "
+            f"reads version {FORMAT_VERSION}"
+        )
+    if model is None:
+        if "model" not in metadata:
+            raise WeightFileError(
+                f"{str(path)!r} was saved without a model config; pass model= to load_jdl"
+            )
+        model = _config.decode_model(metadata["model"])
+    info = json.loads(metadata.get("info", "{}"))
+    if input_shape is None and "input_shape" in metadata:
+        input_shape = tuple(json.loads(metadata["input_shape"]))
+    if input_shape is None:  # nothing to check shapes against: take the file as it is
+        report = LoadReport(loaded=sorted(tensors), missing=[], unexpected=[], mismatched=[])
+        variables = unflatten({k: np.asarray(v) for k, v in tensors.items()})
+        import jax
+
+        variables = jax.tree_util.tree_map(jax.numpy.asarray, variables)
+        return Pretrained(model=model, variables=variables, report=report, info=info)
+    variables, report = merge_into(
+        model,
+        tensors,
+        input_shape=input_shape,
+        strict=strict,
+        seed=seed,
+        source=f"jdl weights {str(path)!r}",
+    )
+    return Pretrained(model=model, variables=variables, report=report, info=info)

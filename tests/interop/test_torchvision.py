@@ -1,0 +1,90 @@
+"""torchvision ResNets (random init, eval mode) vs jdl with the converted weights."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from jdl import pretrained
+
+pytestmark = pytest.mark.interop
+
+torch = pytest.importorskip("torch")
+tv_models = pytest.importorskip("torchvision.models")
+safetensors_torch = pytest.importorskip("safetensors.torch")
+
+
+def _random_torchvision(arch: str, seed: int = 0):
+    """A torchvision ResNet with random weights and non-trivial BatchNorm statistics."""
+    torch.manual_seed(seed)
+    net = getattr(tv_models, arch)(weights=None)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_resnet_logits_match_torchvision(arch, tmp_path):
+    net = _random_torchvision(arch)
+    path = tmp_path / f"{arch}.safetensors"
+    safetensors_torch.save_file(net.state_dict(), str(path))
+
+    loaded = pretrained.from_torchvision(path)
+    assert loaded.report.complete
+    x = np.random.default_rng(0).normal(size=(2, 3, 224, 224)).astype(np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    out = np.asarray(loaded.model.apply(loaded.variables, x.transpose(0, 2, 3, 1), train=False))
+    diff = float(np.max(np.abs(out - ref)))
+    print(f"{arch}: max |logit diff| = {diff:.3g} (logit scale {np.max(np.abs(ref)):.3g})")
+    assert out.shape == ref.shape == (2, 1000)
+    assert diff < 1e-4
+
+
+def test_resnet18_pth_via_weights_only_and_train_mode(tmp_path):
+    net = _random_torchvision("resnet18", seed=1)
+    path = tmp_path / "resnet18.pth"
+    torch.save(net.state_dict(), path)
+    loaded = pretrained.load(path)  # .pth -> torch.load(weights_only=True)
+    x = np.random.default_rng(1).normal(size=(4, 3, 64, 64)).astype(np.float32)
+    net.train()  # BatchNorm on batch statistics in both frameworks
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    out, _ = loaded.model.apply(
+        loaded.variables, x.transpose(0, 2, 3, 1), train=True, mutable=["batch_stats"]
+    )
+    diff = float(np.max(np.abs(np.asarray(out) - ref)))
+    print(f"resnet18 train mode: max |logit diff| = {diff:.3g}")
+    assert diff < 1e-4
+
+
+def test_jdl_to_torch_round_trip():
+    net = _random_torchvision("resnet18", seed=2)
+    loaded = pretrained.from_torchvision(net.state_dict())
+    state = {
+        k: torch.from_numpy(np.array(v))
+        for k, v in pretrained.jdl_resnet_to_torch(loaded.variables).items()
+    }
+    missing, unexpected = tv_models.resnet18(weights=None).load_state_dict(state, strict=False)
+    assert not unexpected
+    assert all(k.endswith("num_batches_tracked") for k in missing)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_malicious_pth_is_refused_by_weights_only(tmp_path):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"conv1.weight": _RunsCode()}, f)
+    with pytest.raises(pretrained.WeightFileError, match="weights_only"):
+        pretrained.from_torchvision(path)
