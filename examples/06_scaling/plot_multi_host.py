@@ -178,7 +178,7 @@ assert max_diff < 1e-4, max_diff
 # 0 reads the first four, process 1 the last four, and each process splits its part over its
 # two local devices.
 order = jdl.data.epoch_order(4000, seed=0, epoch=0)[:8]
-fig, ax = plt.subplots(figsize=(9, 3))
+fig, ax = plt.subplots(figsize=(9, 2.6))
 for slot, example in enumerate(order):
     process, local = divmod(slot, 4)  # 4 examples per process, 2 per local device
     device = local // 2  # this process' local device 0 or 1
