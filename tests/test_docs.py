@@ -290,3 +290,68 @@ def test_page_code_runs_as_written(page, tmp_path, monkeypatch, capsys):
     else:
         assert "15210" in out and "(5, 10)" in out, out
         assert "['accuracy', 'loss', 'val_accuracy', 'val_loss']" in out, out
+
+
+# -- the HTML checker itself -------------------------------------------------------------
+
+
+@pytest.fixture
+def check_html():
+    spec = importlib.util.spec_from_file_location("check_html", DOCS / "check_html.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_html_checker_finds_broken_links_fragments_and_images(check_html, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1], [0, 1])
+    fig.savefig(tmp_path / "good.png")
+    plt.close(fig)
+    (tmp_path / "fake.png").write_text("not an image")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "page.html").write_text('<h1 id="top">x</h1><a href="../index.html">up</a>')
+    (tmp_path / "index.html").write_text(
+        '<a href="sub/page.html#top">ok</a> <a href="https://example.org/x">external</a>'
+        '<a href="#here" id="here">self</a> <img src="good.png">'
+        '<a href="sub/missing.html">missing</a> <a href="sub/page.html#nowhere">bad anchor</a>'
+        '<img src="fake.png"> <script src="_static/gone.js"></script>'
+    )
+    problems, pages, links = check_html.check_links(tmp_path)
+    assert pages == 2 and links == 8  # the external link is not counted
+    text = "\n".join(problems)
+    assert len(problems) == 4, text
+    assert "missing.html" in text and "'nowhere'" in text and "fake.png" in text
+    assert "gone.js" in text
+    assert not check_html.png_is_blank(tmp_path / "good.png")
+
+
+def test_png_blank_detection(check_html, tmp_path):
+    import struct
+    import zlib
+
+    def png(width, height, rows):
+        def chunk(kind, data):
+            body = kind + data
+            return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+        header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+        raw = b"".join(b"\x00" + row for row in rows)
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b"")
+        )
+
+    white = [bytes([255, 255, 255] * 40)] * 100
+    (tmp_path / "blank.png").write_bytes(png(40, 100, white))
+    drawn = [bytes([255, 255, 255] * 20 + [10 * (i % 20), 0, 200] * 20) for i in range(100)]
+    (tmp_path / "drawn.png").write_bytes(png(40, 100, drawn))
+    assert check_html.png_is_blank(tmp_path / "blank.png")
+    assert not check_html.png_is_blank(tmp_path / "drawn.png")
