@@ -62,11 +62,11 @@ def test_cnn_and_rnn_models():
     rnn = RNNClassifier(num_outputs=3, cell="gru", hidden_size=5)
     xs = jax.random.normal(jax.random.key(0), (4, 7, 2))
     v = _init(rnn, xs)
-    norms = analysis.gradient_norms(rnn, v, {"x": xs, "y": jnp.arange(4) % 3}, "cross_entropy")
-    assert list(norms)[-1] == "head"
-    assert any(name.startswith("rnn_0/cell") for name in norms)
     report = analysis.gradient_flow(rnn, v, {"x": xs, "y": jnp.arange(4) % 3}, "cross_entropy")
-    assert len(report.layers) == len(norms)
+    names = [r.name for r in report.layers]
+    assert names[-1] == "head"
+    assert any(name.startswith("rnn_0/cell") for name in names)
+    assert all(r.grad_norm > 0 for r in report.layers)
 
 
 class UserNet(nn.Module):
@@ -95,8 +95,6 @@ def test_user_flax_module():
     )(v["params"])
     want = float(jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads["hidden_10"]))))
     assert norms["hidden_10"] == pytest.approx(want, rel=1e-5)
-    stats = analysis.activation_stats(model, v, batch, activation="tanh")
-    assert list(stats)[0] == "inp"
 
 
 def test_activation_gradients_match_perturbation_by_hand():

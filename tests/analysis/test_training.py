@@ -1,0 +1,89 @@
+"""Training experiments of issue #4 on small budgets: He et al. 2015 (30-layer ReLU),
+Ioffe & Szegedy 2015 (BatchNorm, sigmoid), He et al. 2016 (depth degradation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import optax
+import pytest
+
+from jdl import analysis
+from jdl.nn import MLP
+
+
+@pytest.mark.slow
+def test_he_init_trains_30_layer_relu_where_glorot_stalls(digits_std):
+    # Digits (1,437 train examples, standardised), 30 ReLU layers of width 128 (256 in the
+    # tutorial), SGD + momentum 0.9, lr 3e-3, batch 64, 450 steps.
+    acc, reports = {}, {}
+    for init in ("glorot", "he"):
+        model = MLP(widths=(128,) * 30, num_outputs=10, kernel_init=init)
+        run = analysis.scan_fit(
+            model,
+            digits_std,
+            "cross_entropy",
+            optimizer=optax.sgd(3e-3, momentum=0.9),
+            steps=450,
+            batch_size=64,
+        )
+        acc[init] = run.metrics["accuracy"]
+        if init == "glorot":
+            batch = {"x": digits_std["x"][:256], "y": digits_std["y"][:256]}
+            reports[init] = analysis.gradient_flow(
+                model,
+                model.init(__import__("jax").random.key(0), batch["x"][:1], train=False),
+                batch,
+                "cross_entropy",
+            )
+    assert acc["glorot"] <= 0.15, acc
+    assert acc["he"] >= 0.95, acc
+    # Why: under Glorot the signal halves in variance at every ReLU layer, forward and
+    # backward -- activations and back-propagated gradients vanish from the top down.
+    layers = reports["glorot"].layers
+    assert layers[0].verdict == "vanishing"
+    stds = [r.activation_std for r in layers[:-1]]
+    assert stds[-1] < 1e-2 * stds[0]
+
+
+@pytest.mark.slow
+def test_batchnorm_sigmoid_digits(digits):
+    # Ioffe & Szegedy's MNIST net on digits: 3 sigmoid layers of 100, batch 60, SGD lr 0.5.
+    acc = {}
+    for bn in (False, True):
+        model = MLP(
+            widths=(100,) * 3,
+            num_outputs=10,
+            activation="sigmoid",
+            kernel_init="standard",
+            batch_norm=bn,
+        )
+        run = analysis.scan_fit(
+            model, digits, "cross_entropy", optimizer=optax.sgd(0.5), steps=600, batch_size=60
+        )
+        acc[bn] = run.metrics["accuracy"]
+    assert acc[False] < 0.2, acc  # near chance
+    assert acc[True] > 0.95, acc
+
+
+@pytest.mark.slow
+def test_depth_degradation_plain_vs_residual():
+    # BN-ReLU MLPs on MNIST-1D (4,000 training examples): train accuracy after a fixed budget.
+    import jdl.data
+
+    a = jdl.data.as_arrays(jdl.data.load("mnist1d", "train"))
+    data = {"x": a["x"].astype(np.float32), "y": a["y"].astype(np.int32)}
+    acc = {}
+    for depth, residual in ((4, False), (32, False), (32, True)):
+        model = MLP(
+            widths=(64,) * depth,
+            num_outputs=10,
+            batch_norm=True,
+            residual=residual,
+            kernel_init="he",
+        )
+        run = analysis.scan_fit(
+            model, data, "cross_entropy", optimizer=optax.adam(3e-3), steps=300, batch_size=100
+        )
+        acc[(depth, residual)] = run.metrics["accuracy"]
+    assert acc[(32, False)] < acc[(4, False)] - 0.05, acc
+    assert acc[(32, True)] > acc[(32, False)] + 0.05, acc
