@@ -22,6 +22,12 @@ API, torch not needed) or ``.pth`` through ``torch.load(weights_only=True)`` whe
 installed. torchvision's ResNet-50 is v1.5 (stride on the 3x3 conv), as is jdl's; timm's plain
 ``resnet*`` models (``.tv_in1k``, ``.a1_in1k``, ...) are too. Variants with other stems
 (``resnet50d``, ...) are not ResNets in torchvision's sense and are reported as mismatches.
+
+torchvision's VGG state dicts are not mapped: besides other names (``features.0``,
+``classifier.0``) its classifier flattens feature maps in ``(channels, height, width)`` order
+where :class:`jdl.nn.VGG` flattens ``(height, width, channels)`` (its docstring gives the
+permutation of the first classifier weight). Keras VGG files map directly
+(:mod:`jdl.pretrained.keras`).
 """
 
 from __future__ import annotations

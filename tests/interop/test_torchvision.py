@@ -17,16 +17,26 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 
 
 def _random_torchvision(arch: str, seed: int = 0):
-    """A torchvision ResNet with random weights and non-trivial BatchNorm statistics."""
+    """A torchvision ResNet with random weights and BatchNorm statistics set by torch itself.
+
+    Weights are torchvision's random initialisation, BatchNorm scales and shifts are
+    randomised (so their mapping is tested), and the running statistics are calibrated by a
+    training-mode pass over random images (cumulative averages), as training would leave
+    them: activations stay normalised and logits have a realistic scale.
+    """
     torch.manual_seed(seed)
     net = getattr(tv_models, arch)(weights=None)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
+        for m in norms:
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.2, 0.2)
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batches
+        net.train()
+        net(torch.randn(8, 3, 128, 128))
+    for m in norms:
+        m.momentum = 0.1
     return net.eval()
 
 
@@ -46,6 +56,22 @@ def test_resnet_logits_match_torchvision(arch, tmp_path):
     print(f"{arch}: max |logit diff| = {diff:.3g} (logit scale {np.max(np.abs(ref)):.3g})")
     assert out.shape == ref.shape == (2, 1000)
     assert diff < 1e-4
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_default_init_matches_to_float32_rounding(arch):
+    """torchvision's plain initialisation (running stats 0/1): logits grow large with depth,
+    so the check is relative to the logit scale."""
+    torch.manual_seed(0)
+    net = getattr(tv_models, arch)(weights=None).eval()
+    loaded = pretrained.from_torchvision(net.state_dict())
+    x = np.random.default_rng(0).normal(size=(2, 3, 224, 224)).astype(np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    out = np.asarray(loaded.model.apply(loaded.variables, x.transpose(0, 2, 3, 1), train=False))
+    diff, scale = float(np.max(np.abs(out - ref))), float(np.max(np.abs(ref)))
+    print(f"{arch} default init: max |logit diff| = {diff:.3g} (logit scale {scale:.3g})")
+    assert diff <= 1e-5 * scale
 
 
 def test_resnet18_pth_via_weights_only_and_train_mode(tmp_path):

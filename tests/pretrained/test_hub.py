@@ -117,7 +117,7 @@ def test_source_overrides_the_url_and_prefix_and_md5_checks(weights_file, cache)
     assert hub.download(e, source=str(path), cache=cache / "k").read_bytes() == path.read_bytes()
 
 
-def test_entries_are_validated_and_names_checked():
+def test_entries_are_validated_and_names_checked(cache):
     with pytest.raises(ValueError, match="exactly one of sha256= or md5="):
         hub.HubEntry(name="x", url="https://a/b", format="jdl")
     with pytest.raises(ValueError, match="8 to 64 hex digits"):
@@ -127,7 +127,8 @@ def test_entries_are_validated_and_names_checked():
     with pytest.raises(FileNotFoundError, match="resnet50.tv_in1k"):
         pretrained.load("no-such-model")
     with pytest.raises(pretrained.WeightFileError, match="unsupported scheme"):
-        hub.download(entry("ftp://example.invalid/x", "0" * 64), cache="/nonexistent-never")
+        hub.download(entry("ftp://example.invalid/x", "0" * 64), cache=cache)
+    assert list(cache.iterdir()) == []
 
 
 def test_registry_knows_the_published_checkpoints():
