@@ -187,11 +187,10 @@ class ParallelStep:
         Raises:
             ValueError: if the per-process batch does not divide evenly over the devices.
         """
-        n_local = jax.local_device_count()
-        sizes = {k: np.shape(v)[0] for k, v in batch.items()}
-        size = next(iter(sizes.values()))
         if self.strategy == "jit":
             return batch
+        n_local = jax.local_device_count()
+        size = np.shape(next(iter(batch.values())))[0]
         if size % n_local:
             raise ValueError(
                 f"The {self.strategy!r} strategy splits each batch over {n_local} local "
