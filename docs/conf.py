@@ -12,8 +12,6 @@ Settings read from the environment:
 ``JDL_DOCS_FULL``
     ``1`` asks tutorials for their full-size versions (longer runs, closer to the papers);
     the default is the small, fast version that CI builds.
-``JDL_DOCS_GALLERY_JOBS``
-    run this many tutorials in parallel (sphinx-gallery's ``parallel``; default 1).
 """
 
 from __future__ import annotations
@@ -92,7 +90,6 @@ if _missing_inventories:
     )
 
 # -- sphinx-gallery ------------------------------------------------------------------------
-_jobs = int(os.environ.get("JDL_DOCS_GALLERY_JOBS", "1"))
 sphinx_gallery_conf = {
     # examples/ is the gallery root; its numbered sub-folders are the sections.
     "examples_dirs": str(ROOT / "examples"),
@@ -117,7 +114,9 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "min_reported_time": 1,
     "show_memory": False,
-    "parallel": _jobs if _jobs > 1 else False,
+    # Tutorials run one after the other, in the Sphinx process (sphinx-gallery's parallel
+    # mode has not been measured here).
+    "parallel": False,
     # Link names used in the tutorials' code to the API reference.
     "doc_module": ("jdl",),
     "backreferences_dir": "gen_modules/backreferences",

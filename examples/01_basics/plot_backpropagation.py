@@ -171,9 +171,11 @@ ax_b.legend(fontsize=8)
 fig.tight_layout()
 
 # %%
-# The per-layer norms also show something later tutorials dwell on: the gradient shrinks
-# on its way back to the input, since every tanh multiplies it by :math:`1 - a^2 \le 1` —
-# the seed of the vanishing-gradient problem.
+# The backward pass also shows where vanishing gradients come from: on its way to the
+# input, the gradient is multiplied by every layer's :math:`W^\top` and every tanh's
+# :math:`1 - a^2 \le 1`. In three layers that barely matters — here the norms mostly reflect
+# how many entries each layer has — but over tens of saturating layers the factors compound
+# (see the tutorials on initialisation and vanishing gradients).
 #
 # Takeaway
 # --------

@@ -129,8 +129,9 @@ fig.tight_layout()
 # ------------
 # Computing the gradient on a random *mini-batch* of :math:`B` examples instead of all
 # :math:`N` gives a noisy but unbiased estimate, at a cost proportional to :math:`B`. Its
-# variance falls like :math:`1/B`; we measure it directly with ``jax.grad`` on 256 random
-# mini-batches per size, at the initial parameters.
+# variance falls like :math:`1/B` — times :math:`(N - B)/(N - 1)`, since a batch holds
+# distinct examples, which makes it exactly 0 at :math:`B = N`. We measure it directly with
+# ``jax.grad`` on 256 random mini-batches per size, at the initial parameters.
 state = jdl.train.create_state(model, optax.sgd(1e-2), {"x": train["x"][:1]}, seed=0)
 
 
@@ -164,7 +165,9 @@ for size in (120, 30, 8):
 
 fig, (ax_n, ax_l) = plt.subplots(1, 2, figsize=(10, 3.5))
 ax_n.loglog(sizes, noise, "o-", label="measured")
-ax_n.loglog(sizes, noise[0] / np.array(sizes), "k:", label="∝ 1 / B")
+n_train = len(train["x"])
+b = np.array(sizes)
+ax_n.loglog(b, noise[0] / b * (n_train - b) / (n_train - 1), "k:", label="∝ (N − B) / (B (N − 1))")
 ax_n.set(xlabel="mini-batch size B", ylabel="E ||g_B − g||²", title="Gradient noise falls like 1/B")
 ax_n.legend(fontsize=8)
 for size, h in batch_runs.items():

@@ -156,12 +156,13 @@ for n in widths:
         f"test MSE {test_mse['loss']:.5f}"
     )
 
-fig, axes = plt.subplots(1, 4, figsize=(12, 3), sharey=True)
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.3), sharey=True)
 for ax, n in zip(axes, widths, strict=True):
     prediction, mse = fits[n]
     ax.scatter(24 * train["x"][:, 0], train["y"][:, 0], s=3, color="0.7", label="data")
     ax.plot(hours_grid, prediction, "C3", lw=2, label="network")
-    ax.set(title=f"{n} hidden unit{'s' * (n > 1)} (test MSE {mse:.4f})", xlabel="hour")
+    ax.set_title(f"{n} hidden unit{'s' * (n > 1)}\ntest MSE {mse:.4f}", fontsize=10)
+    ax.set_xlabel("hour")
     ax.legend(fontsize=7, loc="upper right")
 axes[0].set_ylabel("demand")
 fig.suptitle("Sigmoid units: more units, more bumps")
