@@ -64,7 +64,17 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def _shard(n: int) -> slice:
+    """This process's contiguous part of a global batch of ``n`` examples.
+
+    Raises:
+        ValueError: if ``n`` does not split evenly over the processes.
+    """
     i, count = jax.process_index(), jax.process_count()
+    if n % count:
+        raise ValueError(
+            f"A global batch of {n} examples does not split evenly over {count} processes; "
+            f"use a batch size that is a multiple of {count}."
+        )
     return slice(n * i // count, n * (i + 1) // count)
 
 

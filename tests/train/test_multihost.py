@@ -127,3 +127,40 @@ def test_resume_over_two_processes_matches_uninterrupted_run(cluster):
     assert saved[-1] == (worker.FIT_EPOCHS + 1) * steps_per_epoch
     for per_process in results:
         _assert_matches(per_process, "resumed", reference, "resumed")
+
+
+def test_fit_feed_gives_each_process_its_part_of_jdl_data_batches(monkeypatch):
+    """fit's in-memory feed cuts every global batch exactly as jdl.data.batches does."""
+    import jax
+
+    import jdl
+    from jdl.train import feed as feed_lib
+
+    source, _ = worker.make_data()
+    feed = feed_lib.make_feed(source)
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    parts = []
+    for index in range(2):
+        monkeypatch.setattr(jax, "process_index", lambda index=index: index)
+        ours = list(feed_lib.epoch_batches(feed, 32, seed=5, epoch=1))
+        theirs = list(jdl.data.batches(source, 32, seed=5, num_epochs=2))[len(ours) :]
+        assert len(ours) == len(theirs) == 192 // 32
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(a["x"], b["x"])
+            np.testing.assert_array_equal(a["y"], b["y"])
+        parts.append(ours)
+    # The two halves of each global batch are disjoint and together the whole batch.
+    single = list(jdl.data.batches(source, 32, seed=5, num_epochs=2, shard_count=1, shard_index=0))
+    for a, b, whole in zip(*parts, single[len(parts[0]) :], strict=True):
+        np.testing.assert_array_equal(np.concatenate([a["x"], b["x"]]), whole["x"])
+
+
+def test_global_batch_not_divisible_by_processes_is_rejected(monkeypatch):
+    import jax
+
+    from jdl.train import feed as feed_lib
+
+    source, _ = worker.make_data()
+    monkeypatch.setattr(jax, "process_count", lambda: 3)
+    with pytest.raises(ValueError, match="does not split evenly over 3 processes"):
+        next(feed_lib.epoch_batches(feed_lib.make_feed(source), 32, seed=0, epoch=0))
