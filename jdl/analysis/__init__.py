@@ -31,9 +31,9 @@ from jdl.analysis.flow import (
 )
 from jdl.analysis.gradients import LayerGradient, gradient_norms, layer_gradients
 from jdl.analysis.inits import InitComparison, compare_inits, jacobian_singular_values
-from jdl.analysis.lr_find import LRFinder, lr_find
+from jdl.analysis.lr_range import LRFinder, lr_find
 from jdl.analysis.overfit import OverfitResult, overfit_check
-from jdl.analysis.scan_fit import ScanRun, scan_fit
+from jdl.analysis.scanning import ScanRun, scan_fit
 from jdl.analysis.signal import SignalPropagation, channel_stats, signal_propagation
 
 __all__ = [

@@ -19,7 +19,7 @@ Hints on failure (each only when its evidence is there):
   regression loss (``mse``/``mae``) is fed one-hot class targets;
 - *learning rate*: the loss became NaN/inf or ended above where it started (too high), or
   fell by less than 10 % (too low, or gradients don't arrive -- see ``gradient_flow``);
-- *dead units*: layers where most ReLUs output zero for all the examples.
+- *dead units*: layers where at least 90 % of the ReLUs output zero for all the examples.
 """
 
 from __future__ import annotations
@@ -37,11 +37,14 @@ import optax
 
 from jdl import losses as losses_lib
 from jdl.analysis._layers import apply_model, batch_xy
-from jdl.analysis.flow import DEAD_FRACTION, gradient_flow
-from jdl.analysis.scan_fit import scan_fit
+from jdl.analysis.flow import gradient_flow
+from jdl.analysis.scanning import scan_fit
 
 __all__ = ["OverfitResult", "overfit_check"]
 
+#: Dead fraction from which a layer is named in the "dead units" hint (higher than the
+#: report's 50 %: with a handful of examples a live unit is often silent on all of them).
+DEAD_HINT_FRACTION = 0.9
 #: Relative deviation of the initial loss from ``ln C`` beyond which the head is flagged.
 INIT_LOSS_TOLERANCE = 0.5
 
@@ -265,7 +268,7 @@ def _hints(name, loss, out0, y, losses, initial, final, classes, state, x) -> li
     except Exception:  # pragma: no cover - diagnostics must never hide the result
         report = None
     if report is not None:
-        dead = [r.name for r in report.layers if r.dead_fraction >= DEAD_FRACTION]
+        dead = [r.name for r in report.layers if r.dead_fraction >= DEAD_HINT_FRACTION]
         if dead:
             hints.append(
                 f"dead units: most ReLUs in {', '.join(dead[:4])} output 0 for every example; "

@@ -117,3 +117,37 @@ def test_plot_and_thresholds_are_documented():
     doc = analysis.flow.__doc__
     for text in ("1e-3", "1e3", "50 %", "0.99"):
         assert text in doc
+
+
+def test_activation_stats_dead_and_saturated_units():
+    x = jax.random.normal(jax.random.key(1), (64, 8))
+    relu = MLP(widths=(16, 16), num_outputs=2)
+    v = relu.init(jax.random.key(0), x[:1], train=False)
+    bias = v["params"]["Dense_1"]["bias"]
+    # Kill the first 12 of 16 units of the second layer: a large negative bias.
+    v["params"]["Dense_1"]["bias"] = bias.at[:12].set(-1e3)
+    stats = analysis.activation_stats(relu, v, {"x": x})
+    assert list(stats) == ["Dense_0", "Dense_1", "head"]
+    assert stats["Dense_1"].dead_fraction == 0.75
+    assert stats["Dense_0"].dead_fraction < 0.25
+    assert stats["Dense_1"].counts.sum() == 64 * 16
+    assert "dead" in str(stats)
+    report = analysis.gradient_flow(relu, v, {"x": x, "y": jnp.arange(64) % 2}, "cross_entropy")
+    assert report["Dense_1"].verdict == "dead"
+
+    tanh = MLP(widths=(64, 64), num_outputs=2, activation="tanh", kernel_init=1.0)
+    vt = tanh.init(jax.random.key(0), x[:1], train=False)
+    st = analysis.activation_stats(tanh, vt, x)
+    assert st["Dense_1"].saturated_fraction > 0.5
+    assert st["head"].saturated_fraction == 0.0  # the output layer is never "saturated"
+    manual = np.tanh(
+        np.asarray(
+            tanh.apply(vt, x, train=False, capture_intermediates=True)[1]["intermediates"][
+                "Dense_1"
+            ]["__call__"][0]
+        )
+    )
+    assert st["Dense_1"].std == pytest.approx(float(manual.std()), rel=1e-4)
+    assert st["Dense_1"].saturated_fraction == pytest.approx(
+        float(np.mean(np.abs(manual) > 0.99)), abs=1e-6
+    )

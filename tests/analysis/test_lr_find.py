@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from jdl import analysis
-from jdl.analysis.scan_fit import evaluate_arrays
+from jdl.analysis.scanning import evaluate_arrays
 from jdl.nn import MLP
 
 

@@ -3,6 +3,7 @@ Ioffe & Szegedy 2015 (BatchNorm, sigmoid), He et al. 2016 (depth degradation).""
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import optax
 import pytest
@@ -31,7 +32,7 @@ def test_he_init_trains_30_layer_relu_where_glorot_stalls(digits_std):
             batch = {"x": digits_std["x"][:256], "y": digits_std["y"][:256]}
             reports[init] = analysis.gradient_flow(
                 model,
-                model.init(__import__("jax").random.key(0), batch["x"][:1], train=False),
+                model.init(jax.random.key(0), batch["x"][:1], train=False),
                 batch,
                 "cross_entropy",
             )

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jdl.analysis.scan_fit import as_arrays, initial_state, sample_batch
+from jdl.analysis.scanning import as_arrays, initial_state, sample_batch
 from jdl.train import train_step
 
 __all__ = ["LRFinder", "lr_find"]
