@@ -16,7 +16,8 @@ becomes jdl's ``head``. Keras' ``preprocess_input`` for these models is the "caf
 
 Keras ``ResNet50`` is ResNet **v1** (stride on the first 1x1 conv of a bottleneck, conv
 biases, BatchNorm epsilon 1.001e-5), which jdl's v1.5 :class:`~jdl.nn.ResNet` cannot
-represent exactly; :func:`read_keras_weights` still reads its file layer by layer.
+represent exactly: :func:`from_keras` refuses such files with that reason
+(:func:`read_keras_weights` still reads them layer by layer).
 """
 
 from __future__ import annotations
@@ -192,6 +193,16 @@ def keras_vgg_to_jdl(
     return flat, unmapped
 
 
+def _refuse_resnet(layers: Mapping[str, Any]) -> None:
+    if "conv1_conv" in layers or "conv2_block1_1_conv" in layers:
+        raise WeightFileError(
+            "this is a Keras ResNet50 weight file; Keras' ResNet50 is ResNet v1 (stride on the "
+            "first 1x1 conv of each downsampling block), which jdl's v1.5 ResNet cannot "
+            "reproduce exactly, so jdl does not load it. Use torchvision/timm ResNet-50 weights "
+            "(jdl.pretrained.from_torchvision) instead."
+        )
+
+
 def vgg_from_keras_weights(
     layers: Mapping[str, list[tuple[str, np.ndarray]]], **kwargs: Any
 ) -> VGG:
@@ -273,6 +284,7 @@ def from_keras(
       A :class:`~jdl.pretrained.Pretrained`; ``info`` is Keras' caffe preprocessing.
     """
     layers = read_keras_weights(path)
+    _refuse_resnet(layers)
     if model is None:
         model = vgg_from_keras_weights(layers)
     flat, unmapped = keras_vgg_to_jdl(layers, model)

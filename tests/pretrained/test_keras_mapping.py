@@ -160,3 +160,11 @@ def test_truncated_or_foreign_h5_gives_a_clear_error(tmp_path):
         f.create_dataset("data", data=np.zeros(3))
     with pytest.raises(pretrained.WeightFileError, match="not Keras weights"):
         pretrained.load(other)
+
+
+def test_keras_resnet50_files_are_refused_with_the_reason(tmp_path):
+    path = tmp_path / "resnet50.h5"
+    conv = [("kernel", np.zeros((7, 7, 3, 64), np.float32)), ("bias", np.zeros(64, np.float32))]
+    write_legacy(path, [("conv1_conv", conv), ("predictions", keras_layers()[-1][1])])
+    with pytest.raises(pretrained.WeightFileError, match="ResNet v1"):
+        pretrained.load(path)
