@@ -121,7 +121,7 @@ def activation_stats(
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from jdl.nn import MLP
-      >>> model = MLP(widths=(16, 16), num_outputs=2, activation="tanh", kernel_init=1.0)
+      >>> model = MLP(widths=(64, 64), num_outputs=2, activation="tanh", kernel_init=1.0)
       >>> v = model.init(jax.random.key(0), jnp.ones((1, 8)), train=False)
       >>> stats = activation_stats(model, v, {"x": jax.random.normal(jax.random.key(1), (64, 8))})
       >>> stats["Dense_1"].saturated_fraction > 0.5

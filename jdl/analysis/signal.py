@@ -137,7 +137,7 @@ def signal_propagation(
       >>> v = model.init(jax.random.key(0), jnp.ones((1, 32)), train=False)
       >>> sp = signal_propagation(model, v, jax.random.normal(jax.random.key(1), (256, 32)))
       >>> len(sp.names), bool(sp.variance[-1] > sp.variance[0])
-      (8, True)
+      (9, True)
     """
     variables = as_variables(variables)
     x, _ = batch_xy(x, need_y=False)
