@@ -33,7 +33,7 @@ train = jdl.data.as_arrays(train_source)
 print("features: min", train["x"].min(axis=0), "max", train["x"].max(axis=0))
 
 model = jdl.nn.MLP(widths=(16,), num_outputs=3, activation="relu")
-STEPS = 300
+STEPS = 200
 
 
 def full_batch(optimizer, seed=0, steps=STEPS):
@@ -89,7 +89,7 @@ fig.tight_layout()
 # never recover. (Even at initialisation about a third of the units are dead: the raw
 # features are all positive, so a unit with mostly negative weights never fires.) The
 # network is left predicting one constant distribution, and the loss is stuck at (or near)
-# :math:`\ln 3`. At :math:`\eta = 10^{-8}` the weights barely move in 300
+# :math:`\ln 3`. At :math:`\eta = 10^{-8}` the weights barely move in 200
 # steps. :math:`\eta = 10^{-2}` is in the useful range — the job of the learning rate is to
 # be as large as possible *without* breaking training.
 #
@@ -159,7 +159,7 @@ for size in (120, 30, 8):
         batch_size=size,
         optimizer=jdl.train.optimizer("sgd", 1e-2),
         loss="cross_entropy",
-        epochs=60,
+        epochs=40,
         verbose=0,
     )
 
