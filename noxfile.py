@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import nox
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.error_on_missing_interpreters = True
 
-SOURCES = ["jdl", "tests", "examples", "noxfile.py"]
+SOURCES = ["jdl", "tests", "examples", "docs", "benchmarks", "noxfile.py"]
 MULTIDEVICE_FLAGS = "--xla_force_host_platform_device_count=8"
 
 
@@ -27,7 +28,7 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     env = {"JAX_PLATFORMS": "cpu"}
     args = session.posargs or []
-    session.run("pytest", "-m", "not multidevice", *args, env=env)
+    session.run("pytest", "-m", "not multidevice and not interop", *args, env=env)
     session.run(
         "pytest",
         "-m",
@@ -35,3 +36,121 @@ def tests(session: nox.Session) -> None:
         *args,
         env={**env, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {MULTIDEVICE_FLAGS}".strip()},
     )
+
+
+@nox.session
+def interop(session: nox.Session) -> None:
+    """Numerical equivalence with torchvision and Keras 3 (installs torch, torchvision, keras).
+
+    Not part of the default sessions: it installs ~5 GB of PyTorch. Keras runs on the JAX
+    backend. The measured differences are printed (``-s``).
+    """
+    session.install("-e", ".[test]")
+    session.install("torch==2.14.1", "torchvision==0.29.1", "keras>=3.5")
+    env = {"JAX_PLATFORMS": "cpu", "KERAS_BACKEND": "jax"}
+    args = session.posargs or ["-s"]
+    session.run("pytest", "-m", "interop", "tests/interop", *args, env=env)
+
+
+def _prepare_datasets(session: nox.Session, env: dict[str, str]) -> None:
+    """Generate the bundled datasets once, before anything prints examples' output.
+
+    TFDS writes "Downloading and preparing dataset ..." to stdout the first time a dataset
+    is generated; done here, that text stays out of doctest output and tutorial pages.
+    """
+    session.run(
+        "python",
+        "-c",
+        "import jdl.data as d; [d.load(name, 'train') for name in d.BUNDLED]",
+        env=env,
+        silent=True,
+    )
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """Install Debian's Chromium for the browser check, unless a Chromium is on PATH."""
+    if any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
+        return
+    if shutil.which("apt-get") is None:
+        session.error(
+            "The docs check opens the site in headless Chromium, but no Chromium is on PATH "
+            "and apt-get is unavailable: install Chromium (Debian: `apt-get install -y "
+            "chromium`) and run `nox -s docs` again."
+        )
+    if os.geteuid() != 0:
+        session.error(
+            "The docs check needs Chromium: run `sudo apt-get install -y chromium` (or run "
+            "this session as root, as CI does, and it installs it)."
+        )
+    apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=apt_env)
+    session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env=apt_env)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML docs from scratch and check them in headless Chromium.
+
+    Warnings are errors (``-W``), every tutorial in examples/ is executed (an error in any
+    fails the build), then docs/check_html.py checks every internal link and image and
+    opens pages in Chromium. The site is in docs/_build/html. Intersphinx inventories are
+    fetched into a cache first; offline, links to those projects are left out (see
+    docs/intersphinx_inventories.py). ``JDL_DOCS_FULL=1`` builds full-size tutorials.
+    Extra arguments go to sphinx-build, e.g. ``nox -s docs -- -j 2``.
+    """
+    session.install("-e", ".[docs]")
+    for path in ("html", "doctrees", "screenshots"):
+        shutil.rmtree(f"docs/_build/{path}", ignore_errors=True)
+    for path in ("docs/auto_examples", "docs/gen_modules"):
+        shutil.rmtree(path, ignore_errors=True)
+    env = {
+        "JAX_PLATFORMS": "cpu",
+        "MPLBACKEND": "Agg",
+        "JDL_DOCS_INTERSPHINX": os.environ.get("JDL_DOCS_INTERSPHINX", "cache"),
+    }
+    session.run("python", "docs/intersphinx_inventories.py", "fetch")
+    _prepare_datasets(session, env)
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        *session.posargs,
+        "docs",
+        "docs/_build/html",
+        env=env,
+    )
+    _ensure_chromium(session)
+    session.run(
+        "python",
+        "docs/check_html.py",
+        "docs/_build/html",
+        "--screenshots",
+        "docs/_build/screenshots",
+    )
+
+
+@nox.session
+def doctest(session: nox.Session) -> None:
+    """Run the examples in jdl's docstrings (``pytest --doctest-modules jdl``)."""
+    session.install("-e", ".[test]")
+    env = {"JAX_PLATFORMS": "cpu"}
+    _prepare_datasets(session, env)
+    session.run(
+        "pytest", "--doctest-modules", "jdl", "-p", "no:cacheprovider", *session.posargs, env=env
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Training speed on MNIST-1D: jdl.fit vs a hand-written jax.jit loop vs PyTorch eager.
+
+    Not part of the default sessions (it takes minutes and installs PyTorch). Writes
+    ``benchmarks/results/mnist1d_cpu.{json,md}``; extra arguments go to the script, e.g.
+    ``nox -s bench -- --repeats 3 --out benchmarks/results/mine``.
+    """
+    session.install("-e", ".")
+    session.install("torch==2.13.0")
+    args = session.posargs or ["--out", "benchmarks/results/mnist1d_cpu"]
+    session.run("python", "benchmarks/bench_mnist1d.py", *args, env={"JAX_PLATFORMS": "cpu"})
