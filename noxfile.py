@@ -24,11 +24,15 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite on one CPU device, then its multi-device part on 8 simulated devices."""
+    """The test suite on one CPU device, then its multi-device part on 8 simulated devices.
+
+    The tutorials (``-m gallery``) are left to ``nox -s docs``, which executes every one
+    of them and fails on any error (CI runs both); ``nox -s gallery`` runs them alone.
+    """
     session.install("-e", ".[test]")
     env = {"JAX_PLATFORMS": "cpu"}
     args = session.posargs or []
-    session.run("pytest", "-m", "not multidevice and not interop", *args, env=env)
+    session.run("pytest", "-m", "not multidevice and not interop and not gallery", *args, env=env)
     session.run(
         "pytest",
         "-m",
@@ -140,6 +144,13 @@ def doctest(session: nox.Session) -> None:
     session.run(
         "pytest", "--doctest-modules", "jdl", "-p", "no:cacheprovider", *session.posargs, env=env
     )
+
+
+@nox.session
+def gallery(session: nox.Session) -> None:
+    """Run every tutorial script of examples/ in its own process, without building docs."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "gallery", *session.posargs, env={"JAX_PLATFORMS": "cpu"})
 
 
 @nox.session
