@@ -1,29 +1,33 @@
 """Training speed on MNIST-1D: ``jdl.fit`` vs a hand-written ``jax.jit`` loop vs PyTorch.
 
-Three contenders train the same model on the same batches (Adam, learning rate 1e-2,
+The contenders train the same model on the same batches (Adam, learning rate 1e-2,
 batch 100, the 4,000 bundled MNIST-1D training examples reshuffled every epoch with
-``jdl.data.epoch_order``), in one process, one after another, in several interleaved
-repeats (the order rotates each repeat), so a change in the machine's load hits all of
-them alike:
+``jdl.data.epoch_order``), in one process, interleaved epoch by epoch so that the
+machine's load — however much it changes — hits all of them alike:
 
 ``jdl.fit``
     ``jdl.fit(model, train, batch_size=100, optimizer=optax.adam(1e-2),
     loss="cross_entropy", steps=..., strategy="jit", verbose=0)`` — with everything it
     does by default (accuracy computed on device, metrics fetched at the end of every
-    epoch, dropout keys, per-epoch reshuffling). Its steady-state speed is timed by a
-    callback between the first epoch end after the warm-up (compilation done) and the end.
+    epoch, dropout keys, per-epoch reshuffling). A callback runs at each epoch end, once
+    fit has fetched the epoch's metrics (so its steps have all finished); fit's time for
+    an epoch runs from the callback's exit to its next entry.
 ``jax.jit loop``
     the loop one would write by hand with Flax and Optax: one ``jax.jit`` step
     ``(params, opt_state, x, y) -> (params, opt_state, {"loss", "accuracy"})`` with
-    donated buffers, fed by NumPy fancy indexing, never syncing with the host; compiled
-    and warmed up before timing. It computes the same metrics as ``fit`` (the same work);
-    ``jax.jit loop, loss only`` skips the accuracy, for reference.
+    donated buffers, fed by NumPy fancy indexing, syncing only at the end of a chunk.
+    It computes the same metrics as ``fit`` (the same work); ``jax.jit loop, loss only``
+    skips the accuracy, for reference.
 ``torch eager``
-    the equivalent ``torch.nn`` model (PyTorch's default initialisation; the speed does
-    not depend on it), ``torch.optim.Adam``, ``nn.CrossEntropyLoss``, batches made with
-    ``torch.from_numpy`` from the same indices; warmed up before timing. One intra-op
-    thread by default (``--torch-threads``), PyTorch's fastest setting for these
-    batch-100 models, and denormals flushed to zero (as XLA does).
+    the equivalent ``torch.nn`` model, ``torch.optim.Adam``, ``nn.CrossEntropyLoss``,
+    batches made with ``torch.from_numpy`` from the same indices. One intra-op thread by
+    default (``--torch-threads``), PyTorch's fastest setting for these batch-100 models,
+    and denormals flushed to zero (as XLA does).
+
+Inside the callback, each of the other contenders trains (on its own state) on the 40
+batches fit has just used, timed from an idle device to finished work. All are
+compiled and warmed up first; the first ``--warmup`` steps are not timed. Each repeat
+is one fit run; the table reports medians over repeats.
 
 Models: the MLP 40-100-100-10 (``jdl.nn.MLP(widths=(100, 100))``, 15,210 parameters)
 and the paper's 1-D CNN (``jdl.nn.CNN(features=(25, 25, 25), kernel_size=(5, 3, 3),
@@ -106,53 +110,9 @@ def batch_indices(n: int, steps: int, start: int = 0):
         yield order[b * BATCH : (b + 1) * BATCH]
 
 
-# -- contenders: each returns steady-state steps/s ---------------------------------------
-class _Timer:
-    """A jdl callback noting the time of every metrics fetch after ``warmup`` steps."""
-
-    def __init__(self, warmup: int):
-        from jdl.train.callbacks import Callback
-
-        self.warmup = warmup
-        self.marks: list[tuple[int, float]] = []
-        timer = self
-
-        class _CB(Callback):
-            def on_metrics(self, run, first_step, metrics):
-                # Metrics were just copied to the host: every step so far has finished.
-                if run.step >= timer.warmup:
-                    timer.marks.append((run.step, time.perf_counter()))
-
-        self.callback = _CB()
-
-    def rate(self) -> float:
-        (s0, t0), (s1, t1) = self.marks[0], self.marks[-1]
-        return (s1 - s0) / (t1 - t0)
-
-
-def run_fit(name: str, train, warmup: int, steps: int) -> float:
-    import optax
-
-    import jdl
-
-    timer = _Timer(warmup)
-    jdl.fit(
-        jdl_model(name),
-        train,
-        batch_size=BATCH,
-        optimizer=optax.adam(LEARNING_RATE),
-        loss="cross_entropy",
-        steps=warmup + steps,
-        strategy="jit",
-        seed=SEED,
-        verbose=0,
-        callbacks=[timer.callback],
-    )
-    return timer.rate()
-
-
+# -- contenders ---------------------------------------------------------------------------
 class JitLoop:
-    """The hand-written Flax/Optax ``jax.jit`` training loop."""
+    """The hand-written Flax/Optax ``jax.jit`` training loop, run in chunks of steps."""
 
     def __init__(self, name: str, x: np.ndarray, y: np.ndarray, *, accuracy: bool = True):
         import jax
@@ -180,54 +140,112 @@ class JitLoop:
         self.step = step
         self.init = jax.jit(lambda key: model.init(key, x[:1], train=False)["params"])
 
-    def __call__(self, warmup: int, steps: int) -> float:
+    def reset(self) -> None:
+        """Fresh parameters and optimiser state."""
         import jax
 
-        params = self.init(jax.random.PRNGKey(SEED))
-        opt_state = self.tx.init(params)
-        loss = None
-        indices = list(batch_indices(len(self.x), warmup + steps))
-        for idx in indices[:warmup]:
-            params, opt_state, loss = self.step(params, opt_state, self.x[idx], self.y[idx])
-        jax.block_until_ready((params, loss))
+        self.params = self.init(jax.random.PRNGKey(SEED))
+        self.opt_state = self.tx.init(self.params)
+
+    def chunk(self, indices) -> float:
+        """Train on the batches ``indices``; seconds from idle device to finished."""
+        import jax
+
+        jax.block_until_ready(self.params)
         t0 = time.perf_counter()
-        for idx in indices[warmup:]:
-            params, opt_state, loss = self.step(params, opt_state, self.x[idx], self.y[idx])
-        jax.block_until_ready((params, loss))
-        return steps / (time.perf_counter() - t0)
+        metrics = None
+        for idx in indices:
+            self.params, self.opt_state, metrics = self.step(
+                self.params, self.opt_state, self.x[idx], self.y[idx]
+            )
+        jax.block_until_ready((self.params, metrics))
+        return time.perf_counter() - t0
 
 
 class TorchLoop:
-    """PyTorch eager: the usual zero_grad / forward / backward / step loop."""
+    """PyTorch eager: the usual zero_grad / forward / backward / step loop, in chunks."""
 
     def __init__(self, name: str, x: np.ndarray, y: np.ndarray):
         self.name, self.x, self.y = name, x, y.astype(np.int64)
 
-    def __call__(self, warmup: int, steps: int) -> float:
+    def reset(self) -> None:
         import torch
 
         torch.manual_seed(SEED)
-        model = torch_model(self.name)
-        opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        model.train()
+        self.model = torch_model(self.name)
+        self.model.train()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=LEARNING_RATE)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
 
-        def one(idx):
-            xb, yb = torch.from_numpy(self.x[idx]), torch.from_numpy(self.y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
-            return loss
+    def chunk(self, indices) -> float:
+        import torch
 
-        indices = list(batch_indices(len(self.x), warmup + steps))
-        for idx in indices[:warmup]:
-            one(idx)
         t0 = time.perf_counter()
-        for idx in indices[warmup:]:
-            loss = one(idx)
-        loss.item()  # eager: already computed; kept for symmetry with the others
-        return steps / (time.perf_counter() - t0)
+        for idx in indices:
+            xb, yb = torch.from_numpy(self.x[idx]), torch.from_numpy(self.y[idx])
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model(xb), yb)
+            loss.backward()
+            self.opt.step()
+        loss.item()  # eager: already computed
+        return time.perf_counter() - t0
+
+
+def paired_run(name: str, train, others: dict, warmup: int, steps: int, shift: int) -> dict:
+    """One ``jdl.fit`` run, with every other contender timed between its epochs.
+
+    A callback runs at each epoch end, after fit has fetched the epoch's metrics (so all
+    its steps have finished): it trains each other contender on the same 40 batches that
+    fit just used, timing each. fit's time for an epoch is from the callback's exit to
+    its next entry, so it includes everything fit does per epoch (feeding, dispatch,
+    the metric fetch, bookkeeping) but none of the others' work. Measurements taken
+    milliseconds apart see the same machine load.
+
+    Returns:
+        Steady-state steps/s per contender (after ``warmup`` steps).
+    """
+    import optax
+
+    import jdl
+    from jdl.train.callbacks import Callback
+
+    n = len(train)
+    names = ["jdl.fit", *others]
+    seconds, counts = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0)
+    for contender in others.values():
+        contender.reset()
+    mark = {"exit": None, "step": 0, "epoch": shift}
+
+    class Interleave(Callback):
+        def on_metrics(self, run, first_step, metrics):
+            now = time.perf_counter()
+            if run.step < warmup:
+                return
+            if mark["exit"] is not None:
+                seconds["jdl.fit"] += now - mark["exit"]
+                counts["jdl.fit"] += run.step - mark["step"]
+            size = run.step - mark["step"] if mark["exit"] is not None else 40
+            indices = list(batch_indices(n, size, start=run.step - size))
+            order = list(others)
+            k = mark["epoch"] % len(order)
+            for key in order[k:] + order[:k]:
+                seconds[key] += others[key].chunk(indices)
+                counts[key] += len(indices)
+            mark.update(exit=time.perf_counter(), step=run.step, epoch=mark["epoch"] + 1)
+
+    jdl.fit(
+        jdl_model(name),
+        train,
+        batch_size=BATCH,
+        optimizer=optax.adam(LEARNING_RATE),
+        loss="cross_entropy",
+        steps=warmup + steps,
+        strategy="jit",
+        seed=SEED,
+        verbose=0,
+        callbacks=[Interleave()],
+    )
+    return {k: counts[k] / seconds[k] for k in names}
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -272,8 +290,7 @@ def run(models, repeats: int, steps: dict[str, int], warmup: int) -> dict:
     results = {}
     for name in models:
         n = steps[name]
-        contenders = {
-            "jdl.fit": functools.partial(run_fit, name, train),
+        others = {
             "jax.jit loop": JitLoop(name, x, y),
             "jax.jit loop, loss only": JitLoop(name, x, y, accuracy=False),
             "torch eager": TorchLoop(name, x, y),
@@ -283,14 +300,15 @@ def run(models, repeats: int, steps: dict[str, int], warmup: int) -> dict:
         )
         torch_params = sum(p.numel() for p in torch_model(name).parameters())
         assert params == torch_params, (name, params, torch_params)
-        # Compile and warm every contender once before any timing.
-        for fn in contenders.values():
-            fn(warmup, BATCH)
-        runs = {k: [] for k in contenders}
-        names = list(contenders)
+        # Compile and warm up the others once (fit compiles in each of its runs).
+        for contender in others.values():
+            contender.reset()
+            contender.chunk(list(batch_indices(len(x), warmup)))
+        runs = {k: [] for k in ["jdl.fit", *others]}
         for r in range(repeats):
-            for k in names[r % len(names) :] + names[: r % len(names)]:
-                runs[k].append(contenders[k](warmup, n))
+            rates = paired_run(name, train, others, warmup, n, shift=r)
+            for k, v in rates.items():
+                runs[k].append(v)
             print(
                 f"{name} repeat {r + 1}/{repeats}: "
                 + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items()),
@@ -368,8 +386,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats")
-    parser.add_argument("--mlp-steps", type=int, default=2000, help="timed steps, MLP")
-    parser.add_argument("--cnn-steps", type=int, default=800, help="timed steps, CNN")
+    parser.add_argument("--mlp-steps", type=int, default=1200, help="timed steps, MLP")
+    parser.add_argument("--cnn-steps", type=int, default=400, help="timed steps, CNN")
     parser.add_argument("--warmup", type=int, default=80, help="untimed steps first")
     parser.add_argument("--out", default=None, help="write <out>.json and <out>.md")
     parser.add_argument("--note", default="", help="free text stored with the results")
