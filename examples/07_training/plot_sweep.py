@@ -1,6 +1,6 @@
 """
 Many runs at once: learning-rate, seed and init-scale sweeps with ``jdl.train.sweep``
-==================================================================================
+=====================================================================================
 
 This tutorial trains one model under many settings at the same time. ``jdl.train.sweep``
 stacks K copies of the training state and runs ``jax.vmap(train_step)`` — one compiled

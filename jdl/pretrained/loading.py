@@ -68,7 +68,8 @@ def load(
         registry or the file (:func:`detect_format`).
       strict: raise :class:`~jdl.pretrained.WeightMismatchError` listing every missing,
         unexpected or shape-mismatched weight; ``False`` loads what fits and reports the rest.
-      cache_dir: download cache (default :func:`jdl.pretrained.hub.cache_dir`).
+      cache_dir: download cache (default ``$JDL_PRETRAINED_DIR``, else
+        ``$XDG_CACHE_HOME/jdl/pretrained``).
       input_shape: a batch shape for the shape check (default that of the weights).
       seed: initial values of variables not loaded (``strict=False``).
 

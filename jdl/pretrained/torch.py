@@ -75,7 +75,7 @@ def read_state_dict(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, 
 
     Raises:
       WeightFileError: a corrupt or truncated file, or a pickle file that cannot be loaded
-        safely (see :func:`jdl.pretrained._files.read_torch_pickle`).
+        safely (``torch.load(weights_only=True)``, never plain pickle).
     """
     if isinstance(source, Mapping):
         out = {}
