@@ -10,10 +10,10 @@ import jax
 import numpy as np
 import optax
 import pytest
+from conftest import TinyMLP, blobs
 
 import jdl
 from jdl.train.sweep import _scale_kernels
-from tests.train.conftest import TinyMLP, blobs
 
 KW = dict(batch_size=32, loss="cross_entropy", verbose=0)
 
