@@ -3,8 +3,9 @@ Learning rates and the LR range test
 ====================================
 
 Learning rate on Iris, with a Dense-Dense-softmax network and full-batch SGD on the *raw*
-features: ``lr = 2`` kills every ReLU within a few steps and the loss freezes at ``ln 3``
-(the gradient-flow report says "dead"), ``lr = 1e-2`` converges, ``lr = 1e-8`` stays flat.
+features, three learning rates trained at once by one :func:`jdl.train.sweep`: ``lr = 2``
+kills every ReLU within a few steps and the loss freezes at ``ln 3`` (the gradient-flow
+report says "dead"), ``lr = 1e-2`` converges, ``lr = 1e-8`` stays flat.
 Then :func:`jdl.analysis.lr_find` -- Smith's learning-rate range test as one compiled
 ``lax.scan`` -- suggests a learning rate, which we use to train.
 """
@@ -23,18 +24,31 @@ test = jdl.data.as_arrays(jdl.data.load("iris", "test"))
 model = jdl.nn.MLP(widths=(16,), num_outputs=3)
 
 # %%
-# Three learning rates
-# --------------------
-runs = {}
-for lr in (2.0, 1e-2, 1e-8):
-    runs[lr] = jdl.analysis.scan_fit(
-        model, train, "cross_entropy", optimizer=optax.sgd(lr), steps=500
-    )
-    print(f"lr {lr:g}: final loss {runs[lr].losses[-1]:.4f}")
+# Three learning rates, one sweep
+# -------------------------------
+# :func:`jdl.train.sweep` trains the three configurations at once (one vmapped, compiled
+# program). A batch of 120 is the whole training set, so every step is full-batch SGD and
+# every "epoch" is one step.
+iris = jdl.data.load("iris", "train")
+lrs = [2.0, 1e-2, 1e-8]
+sweep = jdl.train.sweep(
+    model,
+    iris,
+    batch_size=len(iris),
+    loss="cross_entropy",
+    optimizer="sgd",
+    learning_rates=lrs,
+    steps=500,
+    log_every=500,
+    verbose=0,
+)
+runs = dict(zip(lrs, sweep.histories, strict=True))
+for lr, history in runs.items():
+    print(f"lr {lr:g}: final loss {history.metrics['loss'][-1]:.4f}")
 print(f"ln 3 = {math.log(3):.4f}")
 fig, ax = plt.subplots(figsize=(6, 4))
-for lr, run in runs.items():
-    ax.plot(run.losses, label=f"lr = {lr:g}")
+for lr, history in runs.items():
+    ax.plot(history.steps, history.metrics["loss"], label=f"lr = {lr:g}")
 ax.set_xlabel("step")
 ax.set_ylabel("training loss")
 ax.set_title("Iris, raw features, full-batch SGD")

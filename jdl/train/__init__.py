@@ -12,7 +12,7 @@ from jdl.train.optim import OPTIMIZERS, SCHEDULES, learning_rate, make_schedule,
 from jdl.train.parallel import STRATEGIES, ParallelStep, data_mesh, default_strategy, parallelize
 from jdl.train.state import TrainState, create_state, model_input
 from jdl.train.step import MASK_KEY, bind_axis_name, eval_step, train_step
-from jdl.train.sweep import SweepResult, sweep
+from jdl.train.sweeps import SweepResult, sweep
 
 __all__ = [
     "Checkpoint",

@@ -13,7 +13,7 @@ import pytest
 from conftest import TinyMLP, blobs
 
 import jdl
-from jdl.train.sweep import _scale_kernels
+from jdl.train.sweeps import _scale_kernels
 
 KW = dict(batch_size=32, loss="cross_entropy", verbose=0)
 
