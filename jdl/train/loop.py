@@ -57,6 +57,46 @@ def _check_batch_fits_model(model, state_like_x: np.ndarray) -> None:
     jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False), state_like_x)
 
 
+def _plan(caller, model, train, validation, batch_size, epochs, steps, log_every, seed):
+    """Check a run's settings and data; return its feed, length and a one-example sample.
+
+    Shared by :func:`fit` and :func:`jdl.train.sweep`: ``(feed, steps_per_epoch,
+    total_steps, num_epochs, sample)``, raising a ``ValueError`` that names the problem.
+    """
+    if epochs is None and steps is None:
+        raise ValueError(f"{caller} needs `epochs` or `steps` (how long to train); got neither.")
+    for name, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if log_every < 1:
+        raise ValueError(f"log_every must be a positive integer; got {log_every!r}.")
+    _check_source("train", train)
+    if validation is not None:
+        _check_source("validation", validation)
+    feed = make_feed(train)
+    steps_per_epoch = len(feed) // batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"The training set has {len(feed)} examples, fewer than one batch of "
+            f"{batch_size}; use batch_size <= {len(feed)}."
+        )
+    total_steps = steps if epochs is None else epochs * steps_per_epoch
+    if steps is not None:
+        total_steps = min(total_steps, steps)
+    num_epochs = math.ceil(total_steps / steps_per_epoch)
+
+    first = next(epoch_batches(feed, batch_size, seed=seed, epoch=0, shuffle=False))
+    sample = jax.tree_util.tree_map(lambda a: a[:1], first)
+    try:
+        _check_batch_fits_model(model, sample["x"])
+    except Exception as err:  # re-raised with the data's shape named
+        raise ValueError(
+            f"The training batches do not fit the model: inputs of shape "
+            f"(batch, {', '.join(map(str, np.shape(sample['x'])[1:]))}) -> {err}"
+        ) from err
+    return feed, steps_per_epoch, total_steps, num_epochs, sample
+
+
 def _fetch(pending: list[dict[str, jax.Array]]) -> dict[str, np.ndarray]:
     """All pending per-step metrics, copied to the host together, stacked there.
 
@@ -179,39 +219,11 @@ def fit(
         ValueError: for a dataset smaller than one batch, neither epochs nor steps, a
             batch that does not fit the model, and the like — naming what was expected.
     """
-    if epochs is None and steps is None:
-        raise ValueError("fit needs `epochs` or `steps` (how long to train); got neither.")
-    for name, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    if log_every < 1:
-        raise ValueError(f"log_every must be a positive integer; got {log_every!r}.")
-    _check_source("train", train)
-    if validation is not None:
-        _check_source("validation", validation)
+    feed, steps_per_epoch, total_steps, num_epochs, sample = _plan(
+        "fit", model, train, validation, batch_size, epochs, steps, log_every, seed
+    )
     loss_fn = losses_lib.get(loss)
     metrics = default_metrics(loss) if metrics is None else tuple(metrics)
-    feed = make_feed(train)
-    steps_per_epoch = len(feed) // batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"The training set has {len(feed)} examples, fewer than one batch of "
-            f"{batch_size}; use batch_size <= {len(feed)}."
-        )
-    total_steps = steps if epochs is None else epochs * steps_per_epoch
-    if steps is not None:
-        total_steps = min(total_steps, steps)
-    num_epochs = math.ceil(total_steps / steps_per_epoch)
-
-    first = next(epoch_batches(feed, batch_size, seed=seed, epoch=0, shuffle=False))
-    sample = jax.tree_util.tree_map(lambda a: a[:1], first)
-    try:
-        _check_batch_fits_model(model, sample["x"])
-    except Exception as err:  # re-raised with the data's shape named
-        raise ValueError(
-            f"The training batches do not fit the model: inputs of shape "
-            f"(batch, {', '.join(map(str, np.shape(sample['x'])[1:]))}) -> {err}"
-        ) from err
     state = create_state(model, optimizer, sample, seed)
 
     history = History(

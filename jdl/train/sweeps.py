@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from jdl import losses as losses_lib
 from jdl.train.feed import epoch_batches, eval_batches, make_feed
 from jdl.train.history import History
-from jdl.train.loop import _check_batch_fits_model, _check_source, default_metrics
+from jdl.train.loop import _plan, default_metrics
 from jdl.train.optim import optimizer as make_optimizer
 from jdl.train.state import TrainState, create_state
 from jdl.train.step import eval_step, train_step
@@ -250,43 +250,14 @@ def sweep(
         ...     learning_rates=[0.01, 0.1, 1.0], epochs=5)
         >>> print(result.table(["loss", "accuracy"]))  # doctest: +SKIP
     """
-    if epochs is None and steps is None:
-        raise ValueError("sweep needs `epochs` or `steps` (how long to train); got neither.")
-    for name, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    if log_every < 1:
-        raise ValueError(f"log_every must be a positive integer; got {log_every!r}.")
-    _check_source("train", train)
-    if validation is not None:
-        _check_source("validation", validation)
+    feed, steps_per_epoch, total_steps, num_epochs, sample = _plan(
+        "sweep", model, train, validation, batch_size, epochs, steps, log_every, data_seed
+    )
     factory = _optimizer_factory(optimizer, learning_rates)
     configs = _grid(learning_rates, seeds, init_scales)
     num_configs = len(configs)
     loss_fn = losses_lib.get(loss)
     metrics = default_metrics(loss) if metrics is None else tuple(metrics)
-
-    feed = make_feed(train)
-    steps_per_epoch = len(feed) // batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"The training set has {len(feed)} examples, fewer than one batch of "
-            f"{batch_size}; use batch_size <= {len(feed)}."
-        )
-    total_steps = steps if epochs is None else epochs * steps_per_epoch
-    if steps is not None:
-        total_steps = min(total_steps, steps)
-    num_epochs = math.ceil(total_steps / steps_per_epoch)
-
-    first = next(epoch_batches(feed, batch_size, seed=data_seed, epoch=0, shuffle=False))
-    sample = jax.tree_util.tree_map(lambda a: a[:1], first)
-    try:
-        _check_batch_fits_model(model, sample["x"])
-    except Exception as err:
-        raise ValueError(
-            f"The training batches do not fit the model: inputs of shape "
-            f"(batch, {', '.join(map(str, np.shape(sample['x'])[1:]))}) -> {err}"
-        ) from err
 
     lrs = jnp.asarray([c.get("learning_rate", 1.0) for c in configs], jnp.float32)
     scales = jnp.asarray([c["init_scale"] for c in configs], jnp.float32)
