@@ -1,4 +1,4 @@
-"""Residual networks: ImageNet ResNets (v1.5, torchvision layout) and He et al.'s CIFAR ResNets.
+"""Residual networks: ImageNet ResNets (v1.5 and v1) and He et al.'s CIFAR ResNets.
 
 The ImageNet models mirror torchvision's module tree so that a state dict maps one-to-one:
 torchvision's ``layer2.0.downsample.1.running_var`` is ``batch_stats/layer2_0/downsample_bn/var``
@@ -6,6 +6,12 @@ here, ``layer3.1.conv2.weight`` is ``params/layer3_1/conv2/kernel`` (OIHW -> HWI
 is ``params/bn1/scale``, and ``fc.weight`` is ``params/fc/kernel`` transposed. Convolutions
 have no bias; BatchNorm uses epsilon 1e-5 and momentum 0.9 (PyTorch's 0.1). All padding is
 explicit and symmetric as in PyTorch (never ``"SAME"``, which pads (0, 1) on even sizes).
+
+v1 and v1.5: the bottleneck blocks of the original ResNet (He et al. 2016, Caffe; Keras'
+``ResNet50``) put the stride of a downsampling block on the *first* 1x1 conv; torchvision
+(NVIDIA's "ResNet v1.5") put it on the 3x3 conv, slightly more accurate and slightly
+slower. jdl's default is v1.5; ``stride_in_1x1=True`` gives v1. Both have the same
+parameters (names and shapes), so only the computation differs.
 """
 
 from __future__ import annotations
@@ -173,9 +179,15 @@ class Bottleneck(_Block):
     -> ``bn2`` -> relu -> ``conv3`` (1x1, ``4 * features``) -> ``bn3``, plus the shortcut
     (see :class:`BasicBlock`), then relu. Output channels are ``4 * features``.
 
+    With ``stride_in_1x1=True`` the stride moves to ``conv1`` (ResNet v1: the original
+    paper's and Keras' ``ResNet50``); ``conv2`` then has stride 1. The shortcut projection
+    has the stride in both versions. Parameters are identical; only the computation differs
+    (v1's strided 1x1 conv ignores three quarters of the input positions, whereas v1.5's
+    strided 3x3 conv still reads all of them).
+
     Attributes:
       features: bottleneck width; the block outputs ``expansion * features = 4 * features``.
-      strides: stride of ``conv2`` (1 or 2).
+      strides: stride of ``conv2`` (or of ``conv1`` with ``stride_in_1x1``; 1 or 2).
       shortcut: ``"projection"``, ``"pad"`` or ``"none"``.
       zero_init_residual: initialise ``bn3``'s scale to zero.
       kernel_init: conv kernel initialiser.
@@ -184,7 +196,10 @@ class Bottleneck(_Block):
       bn_momentum: BatchNorm momentum.
       bn_epsilon: BatchNorm epsilon.
       bn_axis_name: mapped axis name for BatchNorm statistics under ``pmap``/``shard_map``.
+      stride_in_1x1: put the stride on ``conv1`` (ResNet v1) instead of ``conv2`` (v1.5).
     """
+
+    stride_in_1x1: bool = False
 
     expansion: ClassVar[int] = 4
 
@@ -192,9 +207,10 @@ class Bottleneck(_Block):
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         """Apply the block to NHWC features ``x``; returns ``(batch, H/s, W/s, 4 * features)``."""
         conv, norm = self._conv(), self._norm(train)
-        y = conv(self.features, (1, 1), padding=_pad(0), name="conv1")(x)
+        s1, s2 = (self.strides, 1) if self.stride_in_1x1 else (1, self.strides)
+        y = conv(self.features, (1, 1), strides=s1, padding=_pad(0), name="conv1")(x)
         y = nn.relu(norm(name="bn1")(y))
-        y = conv(self.features, (3, 3), strides=self.strides, padding=_pad(1), name="conv2")(y)
+        y = conv(self.features, (3, 3), strides=s2, padding=_pad(1), name="conv2")(y)
         y = nn.relu(norm(name="bn2")(y))
         y = conv(self.features * self.expansion, (1, 1), padding=_pad(0), name="conv3")(y)
         y = self._last_norm(train)(name="bn3")(y)
@@ -226,7 +242,7 @@ def _check_channels(module: nn.Module, model: str, x: jax.Array, shape: tuple[in
 
 
 class ResNet(nn.Module):
-    """ImageNet-style ResNet v1.5 (He et al. 2016; torchvision's layout and padding).
+    """ImageNet-style ResNet v1.5 or v1 (He et al. 2016; torchvision's layout and padding).
 
     Stem: ``conv1`` 7x7 stride 2 padding 3 -> ``bn1`` -> relu -> 3x3 max-pool stride 2
     padding 1 (pads are ignored, as PyTorch does). Then stages ``layer1`` ... ``layer4`` of
@@ -243,6 +259,12 @@ class ResNet(nn.Module):
     Initialisation follows torchvision: convs He normal with fan-out, BatchNorm scale 1 and
     bias 0, ``fc`` kernel U(-1/sqrt(n_in), 1/sqrt(n_in)) (``"standard"``) and zero bias.
 
+    ``stride_in_1x1=True`` makes the bottleneck blocks ResNet v1 (see :class:`Bottleneck`);
+    Keras' ``ResNet50`` is ``ResNet((3, 4, 6, 3), Bottleneck, stride_in_1x1=True,
+    bn_epsilon=1.001e-5)`` (its conv biases are folded into the BatchNorms on loading, see
+    :func:`jdl.pretrained.from_keras`). BasicBlock's first conv is its 3x3 conv, which
+    already carries the stride, so ``stride_in_1x1=True`` with ``BasicBlock`` is an error.
+
     Attributes:
       stage_sizes: number of blocks per stage, e.g. ``(2, 2, 2, 2)`` for ResNet-18.
       block_cls: :class:`BasicBlock` or :class:`Bottleneck`.
@@ -256,6 +278,8 @@ class ResNet(nn.Module):
       bn_momentum: BatchNorm momentum (0.9 = PyTorch's 0.1).
       bn_epsilon: BatchNorm epsilon.
       bn_axis_name: mapped axis name for BatchNorm statistics under ``pmap``/``shard_map``.
+      stride_in_1x1: ResNet v1 bottlenecks (stride on ``conv1``) instead of v1.5 (``conv2``);
+        ``Bottleneck`` only.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -278,6 +302,7 @@ class ResNet(nn.Module):
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     bn_axis_name: str | None = None
+    stride_in_1x1: bool = False
 
     #: Name of the output layer (what ``jdl.pretrained.replace_head`` swaps).
     head_name: ClassVar[str] = "fc"
@@ -286,6 +311,12 @@ class ResNet(nn.Module):
         if self.block_cls not in (BasicBlock, Bottleneck):
             raise ValueError(
                 f"ResNet block_cls must be BasicBlock or Bottleneck, got {self.block_cls!r}"
+            )
+        if self.stride_in_1x1 and self.block_cls is not Bottleneck:
+            raise ValueError(
+                "ResNet stride_in_1x1=True (ResNet v1) applies to Bottleneck blocks only: "
+                "BasicBlock's first conv is its 3x3 conv, which already carries the stride; "
+                "got block_cls=BasicBlock"
             )
         if not self.stage_sizes:
             raise ValueError("ResNet stage_sizes must list at least one stage, got ()")
@@ -297,13 +328,16 @@ class ResNet(nn.Module):
         super().__post_init__()
 
     def _block_settings(self) -> dict[str, Any]:
-        return dict(
+        settings: dict[str, Any] = dict(
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon,
             bn_axis_name=self.bn_axis_name,
         )
+        if self.block_cls is Bottleneck:
+            settings["stride_in_1x1"] = self.stride_in_1x1
+        return settings
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:

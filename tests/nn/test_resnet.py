@@ -183,6 +183,46 @@ def test_bottleneck_strides_on_the_3x3_conv():
     assert shapes["layer2_0/downsample_conv"] == (1, 28, 28, 512)
 
 
+def test_stride_in_1x1_puts_the_stride_on_the_first_conv_v1():
+    v1, v15 = resnet50(stride_in_1x1=True), resnet50()
+    shapes = intermediate_shapes(v1, IMAGENET)
+    assert shapes["layer2_0/conv1"] == (1, 28, 28, 128)  # v1: the 1x1 conv subsamples
+    assert shapes["layer2_0/conv2"] == (1, 28, 28, 128)
+    assert shapes["layer2_0/downsample_conv"] == (1, 28, 28, 512)
+    assert shapes["layer1_0/conv1"] == (1, 56, 56, 64)  # stride-1 blocks are unchanged
+    assert shapes_of(variable_shapes(v1, IMAGENET)) == shapes_of(variable_shapes(v15, IMAGENET))
+
+
+def test_v1_bottleneck_conv1_is_a_strided_1x1_conv_and_differs_from_v15():
+    x = x_of((2, 8, 8, 4))
+    block = Bottleneck(features=2, strides=2, stride_in_1x1=True)
+    variables = random_variables(block, x)
+
+    def conv1_and_out(block):
+        def fn(v, inputs):
+            out, state = block.apply(
+                v, inputs, train=False, capture_intermediates=lambda m, _: m.name == "conv1"
+            )
+            return state["intermediates"]["conv1"]["__call__"][0], out
+
+        return jax.jit(fn)(variables, x)
+
+    conv1, out_v1 = conv1_and_out(block)
+    kernel = np.asarray(variables["params"]["conv1"]["kernel"])[0, 0]
+    expected = np.einsum("nhwc,co->nhwo", np.asarray(x)[:, ::2, ::2], kernel)
+    np.testing.assert_allclose(conv1, expected, rtol=1e-5, atol=1e-5)
+    conv1_v15, out_v15 = conv1_and_out(block.clone(stride_in_1x1=False))
+    assert conv1_v15.shape == (2, 8, 8, 2)
+    assert out_v1.shape == out_v15.shape == (2, 4, 4, 8)
+    assert float(jnp.abs(out_v1 - out_v15).max()) > 1e-3
+
+
+def test_stride_in_1x1_is_for_bottlenecks_only():
+    assert ResNet((1, 1), Bottleneck, stride_in_1x1=True).stride_in_1x1
+    with pytest.raises(ValueError, match="stride_in_1x1=True .* Bottleneck blocks only"):
+        ResNet((1, 1), BasicBlock, stride_in_1x1=True)
+
+
 def test_stem_padding_is_symmetric():
     model = tiny_resnet()
     x = x_of((2, 16, 16, 3))
