@@ -6,9 +6,9 @@ Backpropagation multiplies one local derivative per layer. With sigmoid units
 (``sigmoid' <= 0.25``) and small weights the product shrinks geometrically: in a 100-layer
 sigmoid MLP the first layer's gradient is many orders of magnitude below the last layer's.
 This tutorial makes that visible with :func:`jdl.analysis.gradient_flow`, shows how
-residual connections (and BatchNorm) restore the flow, what a too-large initialisation
-does, and reproduces He et al. (2015): a 30-layer ReLU MLP that does not train under
-Glorot's init but does under He's.
+residual connections (where the skip sits matters) and BatchNorm restore the flow, what a
+too-large initialisation does, and reproduces He et al. (2015): a 30-layer ReLU MLP that
+does not train under Glorot's init but does under He's.
 
 Default sizes keep it near a minute; ``JDL_DOCS_FULL=1`` uses width 256 and more steps
 for the 30-layer experiment.
@@ -63,15 +63,35 @@ print(residual.summary())
 print(f"back-propagated gradient, first layer / output: {residual.layers[0].grad_ratio:.3g}")
 
 # %%
-# Nothing vanishes any more. The report still flags deep layers as "saturated": the
-# sigmoid's outputs are positive, so the residual stream ``h`` drifts upward (by ~0.5 per
-# layer) and pushes the deeper branches into saturation. Normalising each branch's input
-# (BatchNorm) removes the drift -- every layer healthy:
+# Nothing vanishes any more, but the report flags the deep layers as "saturated": these
+# skips come *after* the activation, so every layer adds a positive sigmoid output (mean
+# ~0.5) to the stream ``h``, which drifts upward with depth and pushes the deeper branches'
+# sigmoids to 1, where their derivative is ~0. Those layers pass the gradient on (through
+# the skip) but hardly learn.
+#
+# Pre-activation skips
+# --------------------
+# He et al. (2016b) put the skip around the *pre-activations* instead: ``z = z + W
+# sigmoid(z)`` (``MLP(residual="pre")``; the same parameters). The stream is now a sum of
+# zero-mean Dense outputs and does not drift. Every layer is healthy, and the first and the
+# last hidden layer receive gradients of the same size:
+pre = report(sigmoid100.clone(residual="pre"))
+print(pre.summary())
+hidden = pre.layers[:-1]
+print(
+    f"first / last hidden layer: parameter-gradient norm "
+    f"{hidden[0].grad_norm / hidden[-1].grad_norm:.3g}, back-propagated gradient "
+    f"{hidden[0].activation_grad_rms / hidden[-1].activation_grad_rms:.3g}"
+)
+fig = pre.plot()
+fig.suptitle("100-layer sigmoid MLP, pre-activation residual")
+plt.show()
+
+# %%
+# Normalising each branch's input with BatchNorm removes the drift of the post-activation
+# form too -- every layer healthy:
 res_bn = report(sigmoid100.clone(residual=True, batch_norm=True))
 print(res_bn.summary())
-fig = res_bn.plot()
-fig.suptitle("100-layer sigmoid MLP, residual + BatchNorm")
-plt.show()
 
 # %%
 # Too large an initialisation

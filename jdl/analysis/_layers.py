@@ -33,6 +33,12 @@ PyTree = Any
 
 _NUMBER = re.compile(r"(\d+)")
 
+#: A module whose activation is not applied to a layer's own output (a pre-activation
+#: residual stream ``z + Dense(act(z))``) sows the tensor the activation *is* applied to as
+#: ``"<layer name>" + PREACTIVATION_SUFFIX`` in its ``"intermediates"`` collection; the
+#: analyses then use it, instead of the layer's output, as that layer's pre-activation.
+PREACTIVATION_SUFFIX = ":preactivation"
+
 
 def natural_key(name: str) -> tuple:
     """Sort key that orders embedded numbers numerically (``Dense_2`` before ``Dense_10``)."""
@@ -273,7 +279,9 @@ def instrumented_pass(
     Traceable (call it inside ``jax.jit``). Returns a dict with ``"outputs"``, ``"loss"``
     (or ``None`` without a loss), ``"param_grads"`` (a ``params``-shaped tree, or ``None``)
     and, per layer name that could be instrumented, ``"inputs"``, ``"acts"`` (outputs) and
-    ``"act_grads"`` (``dLoss/dO``; without a loss, absent).
+    ``"act_grads"`` (``dLoss/dO``; without a loss, absent), plus ``"preactivations"`` for the
+    layers whose parent module sowed ``"<layer>:preactivation"`` (see
+    :data:`PREACTIVATION_SUFFIX`).
     """
     wanted = set(names)
     params = variables["params"]
@@ -310,18 +318,22 @@ def instrumented_pass(
         )(params, perts)
         result.update(outputs=out, loss=value, param_grads=param_grads)
     inter = state.get("intermediates", {})
-    inputs, acts, grads = {}, {}, {}
+    inputs, acts, grads, pre = {}, {}, {}, {}
     for name in names:
         node = _get_path(inter, name)
         if node is None or "out" not in node:
             continue
         inputs[name] = node["in"][0]
         acts[name] = node["out"][0]
+        parent, _, leaf = name.rpartition("/")
+        owner = _get_path(inter, parent) if parent else inter
+        if isinstance(owner, Mapping) and f"{leaf}{PREACTIVATION_SUFFIX}" in owner:
+            pre[name] = owner[f"{leaf}{PREACTIVATION_SUFFIX}"][0]
         if act_grads is not None:
             g = _get_path(act_grads, name)
             if g is not None and "out" in g:
                 grads[name] = g["out"]
-    result.update(inputs=inputs, acts=acts, act_grads=grads)
+    result.update(inputs=inputs, acts=acts, act_grads=grads, preactivations=pre)
     return result
 
 

@@ -8,7 +8,9 @@ How a layer's *activation* is defined (documented in :mod:`jdl.analysis.flow`): 
 grouped as "a weighted layer (Dense/Conv/...) followed by the normalisation layers called
 right after it". The pre-activation of a group is the output of its last member; its
 activation is ``activation(pre-activation)`` for every group but the last (the output
-layer, analysed as it is). Every member of a group shares the group's activation.
+layer, analysed as it is). Every member of a group shares the group's activation. Where the
+model sowed the tensor its activation is really applied to (``"<layer>:preactivation"``,
+e.g. the residual stream of ``MLP(residual="pre")``), that tensor is the pre-activation.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ def probe(
         if owner not in cache:
             hidden = owner != last_group
             cache[owner] = _activation_stats(
-                acts[owner],
+                passed["preactivations"].get(owner, acts[owner]),
                 act_fn if hidden else None,
                 act_name if hidden else None,
                 bins,

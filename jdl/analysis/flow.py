@@ -14,6 +14,11 @@ constants you can read or monkey-patch:
 5. ``"exploding"`` if that ratio is above :data:`EXPLODING_RATIO` (1e3).
 6. ``"healthy"`` otherwise.
 
+A layer's activation is ``activation(output)`` of the layer (or of the normalisation layer
+called right after it); for a pre-activation residual net (``MLP(residual="pre")``, whose
+activation reads the residual stream ``z``, not a layer output) it is ``activation(z)``,
+which the model sows as ``"<layer>:preactivation"``.
+
 The ratio compares *activation* gradients (``dLoss/dO_k``, obtained with Flax's
 ``perturb``), the quantity the chain rule multiplies layer by layer. Where a layer's output
 cannot be instrumented (inside a recurrent ``scan``) its parameter-gradient norm is compared

@@ -33,10 +33,23 @@ class MLP(nn.Module):
     ``Dense -> BatchNorm (if batch_norm) -> activation -> Dropout (if dropout > 0)``; the output
     layer is a Dense of ``num_outputs`` units followed by ``output_activation``.
 
-    With ``residual=True``, a hidden layer whose input and output widths match adds its input
-    to its output, ``h = h + f(h)`` with ``f`` the whole layer above. The first hidden layer
-    (the projection of the input) never has a skip, so ``MLP(widths=(64,) * 100, residual=True)``
-    is a 100-layer net with 99 skips and the same parameters as without them.
+    With ``residual=True`` (or ``"post"``), a hidden layer whose input and output widths match
+    adds its input to its output, ``h = h + f(h)`` with ``f`` the whole layer above. The first
+    hidden layer (the projection of the input) never has a skip, so
+    ``MLP(widths=(64,) * 100, residual=True)`` is a 100-layer net with 99 skips and the same
+    parameters as without them.
+
+    With ``residual="pre"`` the skips carry the *pre-activations* instead (the "identity
+    mapping" / pre-activation ordering of He et al. 2016b): ``z_1 = Dense_0(x)``, then
+    ``z = z + Dense_i(act(z))`` (``act(BatchNorm_{i-1}(z))`` with BatchNorm, dropout after the
+    activation), and the output layer reads ``act(z)`` (``act(BatchNorm_{L-1}(z))``). The
+    stream ``z`` is a sum of zero-mean Dense outputs, so it does not drift even when the
+    activation's mean is not zero (sigmoid), which makes very deep BatchNorm-free residual
+    nets trainable. Parameter names and shapes are the same as in the other modes
+    (``BatchNorm_i`` normalises the stream after ``Dense_i``). Without BatchNorm, the stream
+    after each skipped layer is sown as ``"Dense_i:preactivation"`` in the
+    ``"intermediates"`` collection, which is where :mod:`jdl.analysis` reads the tensor the
+    activation is applied to.
 
     Parameter names (stable, used as keys by ``jdl.analysis`` and ``jdl.pretrained``), in
     forward order: ``Dense_0``, ``BatchNorm_0``, ``Dense_1``, ``BatchNorm_1``, ...,
@@ -54,7 +67,8 @@ class MLP(nn.Module):
       dropout: dropout rate after each hidden activation, in ``[0, 1)``; uses the ``"dropout"``
         RNG stream in training and is the identity in evaluation.
       batch_norm: insert BatchNorm between each hidden Dense and its activation.
-      residual: add skip connections around hidden layers whose widths match.
+      residual: skip connections around hidden layers whose widths match: ``False`` (none),
+        ``True`` or ``"post"`` (``h + act(Dense(h))``), ``"pre"`` (``z + Dense(act(z))``).
       output_activation: applied to the output (``None`` = identity, i.e. logits).
       dtype: computation dtype (e.g. ``jnp.bfloat16``); outputs have this dtype.
       param_dtype: dtype of the parameters.
@@ -78,7 +92,7 @@ class MLP(nn.Module):
     bias_init: str | float | Callable[..., jax.Array] = "zeros"
     dropout: float = 0.0
     batch_norm: bool = False
-    residual: bool = False
+    residual: bool | str = False
     output_activation: str | Callable[[jax.Array], jax.Array] | None = None
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
@@ -93,6 +107,13 @@ class MLP(nn.Module):
         check_positive_ints("MLP", "widths", self.widths)
         check_positive_int("MLP", "num_outputs", self.num_outputs)
         check_rate("MLP dropout", self.dropout)
+        if not any(self.residual is ok for ok in (False, True)) and self.residual not in (
+            "post",
+            "pre",
+        ):
+            raise ValueError(
+                f"MLP residual must be False, True, 'post' or 'pre'; got {self.residual!r}"
+            )
         get_activation(self.activation)
         get_activation(self.output_activation)
         get_initializer(self.kernel_init)
@@ -143,13 +164,39 @@ class MLP(nn.Module):
             kernel_init=get_initializer(self.kernel_init),
             bias_init=get_initializer(self.bias_init),
         )
-        for i, width in enumerate(self.widths):
-            y = nn.Dense(width, name=f"Dense_{i}", **dense)(h)
-            if self.batch_norm:
-                y = batch_norm(self, train=train, name=f"BatchNorm_{i}")(y)
-            y = act(y)
-            if self.dropout > 0:
-                y = nn.Dropout(self.dropout, deterministic=not train)(y)
-            h = h + y if self.residual and i > 0 and h.shape[-1] == width else y
+        if self.residual == "pre":
+            h = self._preactivation_layers(h, act, dense, train)
+        else:
+            for i, width in enumerate(self.widths):
+                y = nn.Dense(width, name=f"Dense_{i}", **dense)(h)
+                if self.batch_norm:
+                    y = batch_norm(self, train=train, name=f"BatchNorm_{i}")(y)
+                y = act(y)
+                if self.dropout > 0:
+                    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+                h = h + y if self.residual and i > 0 and h.shape[-1] == width else y
         out = nn.Dense(self.num_outputs, name=self.head_name, **dense)(h)
         return get_activation(self.output_activation)(out)
+
+    def _preactivation_layers(
+        self, h: jax.Array, act: Callable, dense: dict[str, Any], train: bool
+    ) -> jax.Array:
+        """Hidden layers of ``residual="pre"``; returns the activation the head reads."""
+
+        def activate(z: jax.Array, i: int) -> jax.Array:
+            if self.batch_norm:
+                z = batch_norm(self, train=train, name=f"BatchNorm_{i}")(z)
+            a = act(z)
+            if self.dropout > 0:
+                a = nn.Dropout(self.dropout, deterministic=not train)(a)
+            return a
+
+        if not self.widths:
+            return h
+        z = nn.Dense(self.widths[0], name="Dense_0", **dense)(h)
+        for i, width in enumerate(self.widths[1:], start=1):
+            y = nn.Dense(width, name=f"Dense_{i}", **dense)(activate(z, i - 1))
+            z = z + y if z.shape[-1] == width else y
+            if not self.batch_norm:
+                self.sow("intermediates", f"Dense_{i}:preactivation", z)
+        return activate(z, len(self.widths) - 1)

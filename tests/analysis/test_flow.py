@@ -34,16 +34,29 @@ def test_100_layer_sigmoid_vanishes_and_residual_fixes_gradient_flow():
     assert "vanishing" in report.summary()
     assert "Dense_0" in str(report) and "vanishing" in str(report)
 
-    residual = plain.clone(residual=True)
-    rep_res, _ = _report(residual, batch)
-    # Skips carry the gradient down unchanged: nothing vanishes, and the back-propagated
-    # gradient at the first layer stays within 10x of the output layer's. (The sigmoid's
-    # positive mean makes the residual stream drift upward, so deep *branches* saturate --
-    # the report says so; with BatchNorm every layer is healthy, next test.)
-    assert rep_res.count("vanishing") == 0, str(rep_res)
-    assert 0.1 < rep_res.layers[0].grad_ratio < 10, str(rep_res)
-    first_last = rep_res.layers[0].grad_norm / rep_res.layers[-1].grad_norm
-    assert first_last > 1e-4, first_last
+    # Post-activation skips, h + sigmoid(W h): skips carry the gradient down, so nothing
+    # vanishes and the back-propagated gradient at the first layer stays within 10x of the
+    # output layer's. But every branch adds a positive sigmoid output (mean ~0.5), so the
+    # stream h drifts upward with depth and the deep branches' sigmoids saturate -- the
+    # report says so.
+    post = plain.clone(residual=True)
+    rep_post, _ = _report(post, batch)
+    assert rep_post.count("vanishing") == 0, str(rep_post)
+    assert 0.1 < rep_post.layers[0].grad_ratio < 10, str(rep_post)
+    assert rep_post.layers[-2].verdict == "saturated", str(rep_post)
+    assert rep_post.count("saturated") > 50, rep_post.summary()
+
+    # Pre-activation skips (He et al. 2016b), z + W sigmoid(z): the stream is a sum of
+    # zero-mean Dense outputs and does not drift. Every layer is healthy, and the gradient
+    # norms of the first and the last hidden layer are within 10x of each other.
+    pre = plain.clone(residual="pre")
+    rep_pre, _ = _report(pre, batch)
+    assert rep_pre.count("healthy") == len(rep_pre.layers), rep_pre.summary()
+    first, last = rep_pre.layers[0], rep_pre.layers[-2]
+    assert 0.1 < first.grad_norm / last.grad_norm < 10, str(rep_pre)
+    assert 0.1 < first.activation_grad_rms / last.activation_grad_rms < 10, str(rep_pre)
+    # The saturation it reads is that of sigmoid(z), the real activation (sown by the MLP).
+    assert 0 < max(r.saturated_fraction for r in rep_pre.layers[:-1]) < 0.5
 
 
 def test_residual_with_batchnorm_every_layer_healthy():

@@ -96,6 +96,43 @@ def test_forward_matches_reference_with_and_without_skips(residual):
     )
 
 
+def reference_preactivation(params, x, act=jax.nn.sigmoid):
+    """Plain-JAX forward of a BN-free pre-activation residual MLP: z + W act(z) + b."""
+    z = x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
+    i = 1
+    while f"Dense_{i}" in params:
+        p = params[f"Dense_{i}"]
+        y = act(z) @ p["kernel"] + p["bias"]
+        z = z + y if z.shape[-1] == y.shape[-1] else y
+        i += 1
+    return act(z) @ params["head"]["kernel"] + params["head"]["bias"]
+
+
+def test_preactivation_residual_matches_reference_and_keeps_parameters():
+    model = MLP(widths=(8, 16, 16, 16), num_outputs=3, activation="sigmoid", residual="pre")
+    x = x_of((6, 8))
+    variables = random_variables(model, jnp.ones((1, 8)))
+    np.testing.assert_allclose(
+        run(model, variables, x, train=False),
+        reference_preactivation(variables["params"], x),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    post = model.clone(residual=True)
+    assert shapes_of(variable_shapes(model, x)) == shapes_of(variable_shapes(post, x))
+    # With BatchNorm: the same names and shapes as the post-activation net, BatchNorm_i
+    # normalising the stream after layer i.
+    bn = model.clone(batch_norm=True)
+    assert shapes_of(variable_shapes(bn, x)) == shapes_of(
+        variable_shapes(post.clone(batch_norm=True), x)
+    )
+
+
+def test_residual_mode_is_checked():
+    with pytest.raises(ValueError, match=r"residual must be False, True, 'post' or 'pre'"):
+        MLP(widths=(4,), num_outputs=2, residual="both")
+
+
 def test_residual_changes_outputs_but_not_parameters():
     plain = MLP(widths=(16,) * 4, num_outputs=3)
     res = plain.clone(residual=True)
