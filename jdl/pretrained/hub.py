@@ -118,12 +118,13 @@ def _torchvision(arch: str, digest: str, top1: float) -> HubEntry:
     )
 
 
-def _keras(arch: str, md5: str) -> HubEntry:
+def _keras(arch: str, md5: str, title: str, folder: str | None = None) -> HubEntry:
+    """A Keras applications file; ``md5`` is the ``file_hash`` Keras' own source checks."""
     return HubEntry(
         name=f"{arch}.keras_in1k",
         url=(
             "https://storage.googleapis.com/tensorflow/keras-applications/"
-            f"{arch}/{arch}_weights_tf_dim_ordering_tf_kernels.h5"
+            f"{folder or arch}/{arch}_weights_tf_dim_ordering_tf_kernels.h5"
         ),
         format="keras",
         md5=md5,
@@ -131,7 +132,7 @@ def _keras(arch: str, md5: str) -> HubEntry:
         std=KERAS_CAFFE["std"],
         channel_order="BGR",
         preprocessing=dict(KERAS_CAFFE),
-        description=f"Keras applications {arch.upper()} ImageNet weights (caffe preprocessing)",
+        description=f"Keras applications {title} ImageNet weights (caffe preprocessing)",
     )
 
 
@@ -144,8 +145,10 @@ REGISTRY: dict[str, HubEntry] = {
         _torchvision("resnet50", "0676ba61", 76.130),
         _torchvision("resnet101", "63fe2227", 77.374),
         _torchvision("resnet152", "394f9c45", 78.312),
-        _keras("vgg16", "64373286793e3c8b2b4e3219cbf3544b"),
-        _keras("vgg19", "cbe5617147190e668d6c5d5026f83318"),
+        _keras("vgg16", "64373286793e3c8b2b4e3219cbf3544b", "VGG16"),
+        _keras("vgg19", "cbe5617147190e668d6c5d5026f83318", "VGG19"),
+        # keras/src/applications/resnet.py, WEIGHTS_HASHES["resnet50"][0] (with top).
+        _keras("resnet50", "2cb95161c43110f7111970584f804107", "ResNet50 (v1)", "resnet"),
     )
 }
 
