@@ -74,7 +74,7 @@ plt.show()
 # reaches ~100 % training accuracy (its loss spikes too in the first steps, then recovers:
 # the normalisation undoes whatever scale the large steps gave the weights).
 #
-# Ioffe & Szegedy describe the plain net "producing NaN" at such rates; here it does not,
+# A diverging network is often expected to end in NaN; this one does not,
 # because jdl computes the cross-entropy from the logits with a stable log-softmax and the
 # sigmoid units are bounded, so nothing overflows -- the run fails by diverging to chance
 # instead.
