@@ -9,8 +9,12 @@ U(-1/sqrt(n), 1/sqrt(n)), their normalised init (``"glorot"``), N(0, 1) and N(0,
 and shows the mean singular value of the layer Jacobians, the back-propagated gradients,
 saturation and the scale of the activations, layer by layer.
 
-The paper uses width 1000; by default this script uses width 256 (the numbers do not depend
-on the width). Set ``JDL_DOCS_FULL=1`` for width 1000.
+The paper uses width 1000; by default this script uses width 256 (the numbers hardly depend
+on the width). Set ``JDL_DOCS_FULL=1`` for width 1000. Measured at width 1000 (3 min on a
+2-core CPU): mean Jacobian singular value 0.49 (standard) vs 0.85 (Glorot), paper 0.5 and
+0.8; back-propagated gradient at layer 1 / layer 5 0.11 (standard) vs 0.98 (Glorot);
+N(0, 1): 72-93 % of the tanh units in layers 2-5 saturated; N(0, 0.01^2): the gradient
+shrinks 100-fold from layer 5 to layer 1 and the first two layers read "vanishing".
 """
 
 # %%
