@@ -130,7 +130,9 @@ print(loaded.model == cnn(5), loaded.report, loaded.info)
 # 5-way classifier for task B in its place. :func:`jdl.pretrained.freeze` wraps an optax
 # optimiser with ``optax.multi_transform``: only the parameters named (here ``"head"``) are
 # updated, all others get zero updates. A short loop over jdl's pure ``train_step`` does
-# the training (``finetune_state`` starts a ``TrainState`` from given variables).
+# the training (``finetune_state`` starts a ``TrainState`` from given variables);
+# ``jdl.fit(model, data, optimizer=head_only, variables=..., ...)`` would do the same with
+# fit's epochs, validation and callbacks.
 train_step = jdl.train.parallelize(
     functools.partial(jdl.train.train_step, loss_fn="cross_entropy"), "jit"
 )

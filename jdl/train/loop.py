@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -164,6 +164,46 @@ def _evaluate_with(step, state, feed, batch_size) -> dict[str, float]:
     return {k: float(v) / count for k, v in totals.items()}
 
 
+def _start_from(
+    state: TrainState, variables: Mapping[str, Any], optimizer: optax.GradientTransformation
+) -> TrainState:
+    """``state`` with the given variables (checked against the fresh init) and a new optimiser."""
+    if not isinstance(variables, Mapping) or "params" not in variables:
+        raise ValueError(
+            'fit variables= must be a mapping with a "params" entry (and "batch_stats" for '
+            f"models with BatchNorm), got {type(variables).__name__}"
+            + (f" with keys {sorted(variables)}" if isinstance(variables, Mapping) else "")
+        )
+    expected = {"params": state.params, "batch_stats": state.batch_stats}
+    given = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+    want = {
+        jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(expected)
+    }
+    got = {
+        jax.tree_util.keystr(k): jnp.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(given)
+    }
+    problems = [f"missing {k} {want[k]}" for k in want if k not in got]
+    problems += [f"unexpected {k} {got[k]}" for k in got if k not in want]
+    problems += [
+        f"{k}: shape {got[k]} given, the model has {want[k]}"
+        for k in want
+        if k in got and tuple(got[k]) != tuple(want[k])
+    ]
+    if problems:
+        raise ValueError(
+            f"fit variables= do not fit the model ({len(problems)} problem(s)): "
+            + "; ".join(problems)
+        )
+    # Copies in the model's dtypes: the state is donated to the train step, the caller's
+    # arrays must survive it.
+    fresh = jax.tree.map(lambda ref, v: jnp.array(v, dtype=ref.dtype, copy=True), expected, given)
+    return state.replace(
+        params=fresh["params"],
+        batch_stats=fresh["batch_stats"],
+        opt_state=optimizer.init(fresh["params"]),
+    )
+
+
 def fit(
     model: Any,
     train: Sequence[Any],
@@ -185,6 +225,7 @@ def fit(
     eval_batch_size: int | None = None,
     shuffle: bool = True,
     resume: bool = False,
+    variables: Mapping[str, Any] | None = None,
 ) -> History:
     """Train a model on a dataset; return its :class:`History`.
 
@@ -211,6 +252,11 @@ def fit(
         eval_batch_size: batch size for validation (default ``max(batch_size, 256)``).
         shuffle: reshuffle the training data each epoch.
         resume: continue from the latest checkpoint of the ``Checkpoint`` callback.
+        variables: start from these variables (``{"params": ..., "batch_stats": ...}``,
+            e.g. pretrained weights or another run's ``History.variables``) instead of a
+            fresh initialisation; the optimiser state is new and the step count starts at 0.
+            They must have exactly the model's structure and shapes. The caller's arrays are
+            copied, never donated.
 
     Returns:
         A :class:`History`: per-epoch ``metrics``, the final ``state`` and ``variables``.
@@ -224,7 +270,14 @@ def fit(
     )
     loss_fn = losses_lib.get(loss)
     metrics = default_metrics(loss) if metrics is None else tuple(metrics)
+    if resume and variables is not None:
+        raise ValueError(
+            "fit got resume=True and variables=: a resumed run continues from its checkpoint; "
+            "pass one or the other."
+        )
     state = create_state(model, optimizer, sample, seed)
+    if variables is not None:
+        state = _start_from(state, variables, optimizer)
 
     history = History(
         config={

@@ -257,3 +257,63 @@ def test_custom_callback_protocol(train_source):
     assert rec.events == ["begin", "epoch1", "epoch2", "end"]
     assert rec.fetched == 16
     assert h.metrics["custom"] == [10.0, 20.0]
+
+
+def test_fit_starts_from_given_variables(train_source):
+    # Two epochs, then two more from the first run's variables (fresh optimiser state,
+    # step 0): the second run starts where the first ended, not from a new init.
+    first = jdl.fit(
+        TinyMLP(batch_norm=True), train_source, optimizer=optax.sgd(0.05), epochs=2, **KW
+    )
+    snapshot = jax.tree.map(np.array, first.variables)
+    again = jdl.fit(
+        TinyMLP(batch_norm=True),
+        train_source,
+        optimizer=optax.sgd(0.05),
+        epochs=1,
+        variables=first.variables,
+        **KW,
+    )
+    fresh = jdl.fit(
+        TinyMLP(batch_norm=True), train_source, optimizer=optax.sgd(0.05), epochs=1, **KW
+    )
+    assert again.steps == [8] and int(again.state.step) == 8
+    assert again.metrics["loss"][0] < fresh.metrics["loss"][0]
+    assert again.metrics["loss"][0] <= first.metrics["loss"][-1] * 1.05
+    # The caller's variables are not modified or invalidated (the state is donated, they
+    # are not): they still hold the first run's values.
+    assert set(first.variables) == {"params", "batch_stats"}
+    jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.array, first.variables), snapshot)
+
+
+def test_fit_variables_that_do_not_fit_the_model_are_listed(train_source):
+    other = TinyMLP(num_outputs=5).init(
+        jax.random.key(0), np.zeros((1, 5), np.float32), train=False
+    )
+    with pytest.raises(ValueError, match=r"shape.*\(16, 5\).*\(16, 3\)") as err:
+        jdl.fit(TinyMLP(), train_source, optimizer=optax.sgd(0.1), epochs=1, variables=other, **KW)
+    assert "Dense_1" in str(err.value)
+    with pytest.raises(ValueError, match=r"missing.*batch_stats"):
+        jdl.fit(
+            TinyMLP(batch_norm=True),
+            train_source,
+            optimizer=optax.sgd(0.1),
+            epochs=1,
+            variables={"params": first_params(train_source)},
+            **KW,
+        )
+    with pytest.raises(ValueError, match="resume=True and variables="):
+        jdl.fit(
+            TinyMLP(),
+            train_source,
+            optimizer=optax.sgd(0.1),
+            epochs=1,
+            variables=other,
+            resume=True,
+            **KW,
+        )
+
+
+def first_params(source):
+    v = TinyMLP(batch_norm=True).init(jax.random.key(0), source[0:1]["x"], train=False)
+    return v["params"]
