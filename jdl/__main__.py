@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
             "Train a model with jdl.fit and write a run directory (config.json, "
             "history.json/.csv, history.png, results.json, checkpoints/). With no options: "
             "the MNIST-1D paper's CNN on the bundled MNIST-1D, Adam 1e-2, batch 100, 6000 "
-            "steps (about 94%% test accuracy)."
+            "steps (about 94 percent test accuracy)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -129,9 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=1e-2, help="learning rate")
     train.add_argument(
         "--schedule",
-        default=None,
+        default="constant",
         choices=["constant", "cosine", "warmup_cosine", "step"],
-        help="learning-rate schedule (default: constant)",
+        help="learning-rate schedule",
     )
     length = train.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=None, help="passes over the training set")

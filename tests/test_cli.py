@@ -22,6 +22,9 @@ def test_help_explains_every_option():
     ):  # fmt: skip
         assert option in out
     assert "mnist1d" in out and "6000" in out
+    # Each default is stated once, and no printf escape leaks into the text.
+    assert "%%" not in out and out.count("(default: constant)") == 1
+    assert "(default: constant) (default" not in out
 
 
 def test_default_model_on_mnist1d_writes_a_run_directory(tmp_path, capsys):

@@ -235,6 +235,6 @@ plt.show()
 # - The recipe is three calls: ``replace_head`` (new classifier), ``freeze`` (train only
 #   what you name), then optionally unfreeze everything at a smaller learning rate.
 # - Save with :func:`jdl.pretrained.save` and load with :func:`jdl.pretrained.load`; the
-#   same ``load`` reads torchvision/timm ResNets and Keras VGGs, and refuses to run code
-#   from a weight file. For BatchNorm backbones, wrap the model in
+#   same ``load`` reads torchvision/timm ResNets and Keras VGGs/ResNets, and refuses to run
+#   code from a weight file. For BatchNorm backbones, wrap the model in
 #   :class:`jdl.pretrained.FreezeBatchNorm` so the frozen layers keep their statistics.

@@ -6,7 +6,8 @@ verification, and repurpose a trained network: replace its head, freeze its back
 
 - :func:`from_torchvision` / :func:`from_timm`: ResNet-18 ... 152 state dicts
   (``.safetensors`` without torch; ``.pth`` via ``torch.load(weights_only=True)``).
-- :func:`from_keras`: Keras ``VGG16`` / ``VGG19`` ``.h5`` / ``.weights.h5`` files.
+- :func:`from_keras`: Keras ``VGG16`` / ``VGG19`` and ``ResNet50`` (also 101 / 152)
+  ``.h5`` / ``.weights.h5`` files.
 - :func:`save` / :func:`load_jdl`: jdl's format (safetensors + the model config).
 - :func:`load`: a registered name (:func:`available`) or any of the above files.
 - :func:`replace_head`, :func:`freeze`, :class:`FreezeBatchNorm`, :func:`finetune_state`.

@@ -19,7 +19,8 @@ PyTorch                                        jdl
 
 Files: ``.safetensors`` (timm's hub layout ``model.safetensors``; read with safetensors' numpy
 API, torch not needed) or ``.pth`` through ``torch.load(weights_only=True)`` when torch is
-installed. torchvision's ResNet-50 is v1.5 (stride on the 3x3 conv), as is jdl's; timm's plain
+installed. torchvision's ResNet-50 is v1.5 (stride on the 3x3 conv), as is jdl's default
+(``stride_in_1x1=False``; Keras' v1 nets use ``True``); timm's plain
 ``resnet*`` models (``.tv_in1k``, ``.a1_in1k``, ...) are too. Variants with other stems
 (``resnet50d``, ...) are not ResNets in torchvision's sense and are reported as mismatches.
 
@@ -158,6 +159,9 @@ def jdl_resnet_to_torch(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The inverse of :func:`torch_resnet_to_jdl`: jdl ResNet variables -> a torchvision state dict.
 
     ``num_batches_tracked`` is not produced (load with ``strict=False`` in torch, or add it).
+    Only the variables are converted: a v1 model (``ResNet(..., stride_in_1x1=True)``, e.g.
+    loaded from Keras) gives a state dict that torchvision, which is v1.5, runs with the
+    stride on the 3x3 conv instead -- the same weights computing a different function.
     """
     from jdl.pretrained._tree import flatten
 
