@@ -44,7 +44,7 @@ residual-56             0.0 %        0.0003       1.7 %
 Plain-56 has a far *higher* training error than plain-20 after the same 440 steps (its
 training loss is still 1.4 where plain-20's is 0.002), while residual-56 trains as well as
 residual-20: He et al.'s Figure 6 in miniature (the curves are in
-``benchmarks/results/depth_degradation_digits.json``). The default run (about 3 minutes)
+``benchmarks/results/depth_degradation_digits.json``). The default run (3-4 minutes)
 measured plain 23.9 / 50.7 / 88.8 % and residual 29.9 / 29.9 / 34.2 % for the MLPs after
 300 steps -- the plain nets already get worse with depth, the residual ones much less --
 and, after 88 steps, train error 1.7 % (plain-8), 49.9 % (plain-32), 1.3 % (residual-8)
