@@ -180,21 +180,35 @@ def _is_named(layers: Mapping[str, Any]) -> bool:
     return any(re.fullmatch(r"block\d+_conv\d+|fc\d+|predictions", k) for k in layers)
 
 
-def _positional(
+def _kind(weights: list[tuple[str, np.ndarray]]) -> str | None:
+    """``"conv"``, ``"dense"`` or ``"bn"`` from a layer's array ranks, else None."""
+    ndims = [w.ndim for _, w in weights]
+    if ndims in ([4, 1], [4]):
+        return "conv"
+    if ndims in ([2, 1], [2]):
+        return "dense"
+    if ndims == [1, 1, 1, 1]:
+        return "bn"
+    return None
+
+
+def _by_kind(
     layers: Mapping[str, list[tuple[str, np.ndarray]]],
-) -> tuple[list[str], list[str], list[str]]:
-    """Keras 3 layers with vars, split into conv and dense (in creation order) and others."""
-    convs, denses, other = [], [], []
-    for name, weights in layers.items():
-        ndims = [w.ndim for _, w in weights]
-        if len(weights) == 2 and ndims == [4, 1]:
-            convs.append(name)
-        elif len(weights) == 2 and ndims == [2, 1]:
-            denses.append(name)
-        else:
-            other.append(name)
+) -> dict[str, list[str]]:
+    """Layers with weights grouped by kind, each group in Keras' order (``conv2d_10`` last)."""
     order = lambda n: (re.sub(r"_\d+$", "", n), _suffix(n))  # noqa: E731
-    return sorted(convs, key=order), sorted(denses, key=order), other
+    groups: dict[str, list[str]] = {"conv": [], "bn": [], "dense": [], "other": []}
+    for name, weights in layers.items():
+        if weights:
+            groups[_kind(weights) or "other"].append(name)
+    return {k: sorted(v, key=order) for k, v in groups.items()}
+
+
+def _positional(layers: Mapping[str, list[tuple[str, np.ndarray]]]) -> tuple[list[str], list[str]]:
+    """Keras 3 conv and Dense layers holding a kernel and a bias, each in creation order."""
+    groups = _by_kind(layers)
+    convs, denses = ([n for n in groups[k] if len(layers[n]) == 2] for k in ("conv", "dense"))
+    return convs, denses
 
 
 def vgg_layer_names(model: VGG) -> tuple[list[str], list[str]]:
@@ -232,7 +246,7 @@ def keras_vgg_to_jdl(
     if _is_named(layers):
         targets = {name: (head if name == "predictions" else name) for name in layers}
     else:
-        convs, denses, _ = _positional(layers)
+        convs, denses = _positional(layers)
         jconvs, jdenses = vgg_layer_names(model)
         targets = dict(zip(convs, jconvs, strict=False))
         targets.update(zip(denses, jdenses, strict=False))
@@ -284,7 +298,7 @@ def vgg_from_keras_weights(
         if layers.get("predictions"):
             settings["num_outputs"] = int(layers["predictions"][0][1].shape[-1])
     else:
-        convs_, denses, _ = _positional(layers)
+        convs_, denses = _positional(layers)
         widths = [int(layers[n][0][1].shape[-1]) for n in convs_]
         names = [k for k, c in VGG_CONFIGS.items() if [e for e in c if e != "M"] == widths]
         if not names:
@@ -309,18 +323,6 @@ def vgg_from_keras_weights(
 
 _RESNET_LAYER = re.compile(r"conv(\d+)_block(\d+)_([0-3])_(conv|bn)")
 _KERAS_BN_EPSILON = 1.001e-5
-
-
-def _kind(weights: list[tuple[str, np.ndarray]]) -> str | None:
-    """``"conv"``, ``"dense"`` or ``"bn"`` from a layer's array ranks, else None."""
-    ndims = [w.ndim for _, w in weights]
-    if ndims in ([4, 1], [4]):
-        return "conv"
-    if ndims in ([2, 1], [2]):
-        return "dense"
-    if ndims == [1, 1, 1, 1]:
-        return "bn"
-    return None
 
 
 def _is_named_resnet(layers: Mapping[str, Any]) -> bool:
@@ -383,18 +385,6 @@ def _keras_resnet_order(model: ResNet) -> tuple[list[str], list[str]]:
                 convs.append(f"conv{s + 2}_block{i + 1}_{k}_conv")
                 norms.append(f"conv{s + 2}_block{i + 1}_{k}_bn")
     return convs, norms
-
-
-def _by_kind(
-    layers: Mapping[str, list[tuple[str, np.ndarray]]],
-) -> dict[str, list[str]]:
-    """Layers with weights grouped by kind, each group in Keras' order (``conv2d_10`` last)."""
-    order = lambda n: (re.sub(r"_\d+$", "", n), _suffix(n))  # noqa: E731
-    groups: dict[str, list[str]] = {"conv": [], "bn": [], "dense": [], "other": []}
-    for name, weights in layers.items():
-        if weights:
-            groups[_kind(weights) or "other"].append(name)
-    return {k: sorted(v, key=order) for k, v in groups.items()}
 
 
 def _name_by_position(

@@ -119,7 +119,7 @@ def test_read_keras_weights_orders_keras3_layers_numerically(tmp_path):
     read = pretrained.read_keras_weights(path)
     from jdl.pretrained.keras import _positional
 
-    convs, _, _ = _positional(read)
+    convs, _ = _positional(read)
     assert [float(read[c][0][1][0, 0, 0, 0]) for c in convs] == list(range(12))  # conv2d_10 last
 
 
