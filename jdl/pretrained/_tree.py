@@ -86,6 +86,25 @@ class LoadReport:
         )
 
 
+def compare_shapes(
+    wanted: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]
+) -> tuple[list[str], list[str], list[tuple[str, tuple[int, ...], tuple[int, ...]]]]:
+    """Compare two flat ``path -> shape`` maps: what a model wants vs what was given.
+
+    Returns:
+      ``(missing, unexpected, mismatched)``, each sorted: paths only in ``wanted``, paths only
+      in ``found``, and ``(path, wanted_shape, found_shape)`` where the shapes differ.
+    """
+    missing = sorted(k for k in wanted if k not in found)
+    unexpected = sorted(k for k in found if k not in wanted)
+    mismatched = sorted(
+        (k, tuple(wanted[k]), tuple(found[k]))
+        for k in found
+        if k in wanted and tuple(found[k]) != tuple(wanted[k])
+    )
+    return missing, unexpected, mismatched
+
+
 def expected_shapes(model: Any, input_shape: tuple[int, ...]) -> dict[str, Any]:
     """Flat ``path -> ShapeDtypeStruct`` of the variables ``model.init`` would create.
 
@@ -124,13 +143,10 @@ def merge_into(
       dtypes those of the model, and a :class:`LoadReport`.
     """
     wanted = expected_shapes(model, input_shape)
-    missing = sorted(k for k in wanted if k not in flat)
-    extra = sorted(list(unexpected or ()) + [k for k in flat if k not in wanted])
-    mismatched = sorted(
-        (k, tuple(wanted[k].shape), tuple(np.shape(flat[k])))
-        for k in flat
-        if k in wanted and tuple(np.shape(flat[k])) != tuple(wanted[k].shape)
+    missing, extra, mismatched = compare_shapes(
+        {k: v.shape for k, v in wanted.items()}, {k: np.shape(v) for k, v in flat.items()}
     )
+    extra = sorted(list(unexpected or ()) + extra)
     if strict and (missing or extra or mismatched):
         raise WeightMismatchError(missing, extra, mismatched, source=source)
     loaded = sorted(k for k in wanted if k in flat and k not in {m[0] for m in mismatched})

@@ -174,21 +174,17 @@ def _start_from(
             f"models with BatchNorm), got {type(variables).__name__}"
             + (f" with keys {sorted(variables)}" if isinstance(variables, Mapping) else "")
         )
+    # The same comparison (and flat "collection/module/leaf" paths) as jdl.pretrained's loaders.
+    from jdl.pretrained._tree import compare_shapes, flatten
+
     expected = {"params": state.params, "batch_stats": state.batch_stats}
     given = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
-    want = {
-        jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(expected)
-    }
-    got = {
-        jax.tree_util.keystr(k): jnp.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(given)
-    }
-    problems = [f"missing {k} {want[k]}" for k in want if k not in got]
-    problems += [f"unexpected {k} {got[k]}" for k in got if k not in want]
-    problems += [
-        f"{k}: shape {got[k]} given, the model has {want[k]}"
-        for k in want
-        if k in got and tuple(got[k]) != tuple(want[k])
-    ]
+    want = {k: np.shape(v) for k, v in flatten(expected).items()}
+    got = {k: np.shape(v) for k, v in flatten(given).items()}
+    missing, unexpected, mismatched = compare_shapes(want, got)
+    problems = [f"missing {k} {want[k]}" for k in missing]
+    problems += [f"unexpected {k} {got[k]}" for k in unexpected]
+    problems += [f"{k}: shape {got} given, the model has {shape}" for k, shape, got in mismatched]
     if problems:
         raise ValueError(
             f"fit variables= do not fit the model ({len(problems)} problem(s)): "
