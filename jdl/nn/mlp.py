@@ -107,10 +107,7 @@ class MLP(nn.Module):
         check_positive_ints("MLP", "widths", self.widths)
         check_positive_int("MLP", "num_outputs", self.num_outputs)
         check_rate("MLP dropout", self.dropout)
-        if not any(self.residual is ok for ok in (False, True)) and self.residual not in (
-            "post",
-            "pre",
-        ):
+        if not (isinstance(self.residual, bool) or self.residual in ("post", "pre")):
             raise ValueError(
                 f"MLP residual must be False, True, 'post' or 'pre'; got {self.residual!r}"
             )
