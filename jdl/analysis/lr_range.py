@@ -1,27 +1,40 @@
 """The learning-rate range test (Smith 2015/2017; fast.ai's ``lr_find``).
 
 Train from the initial weights while the learning rate grows exponentially, step by step,
-from ``start_lr`` to ``end_lr``; record the loss of every step; smooth it with a
-bias-corrected exponential moving average (``beta = 0.98``); stop as soon as the smoothed
-loss exceeds ``4x`` its minimum (divergence) or stops being finite. The whole run is one
-compiled ``lax.scan``: after divergence the remaining steps are skipped with ``lax.cond``
-and the curve is cut there on the host.
+from ``start_lr`` to ``end_lr``; record the loss of every step; keep a bias-corrected
+exponential moving average of it (``beta = 0.98``) and stop as soon as that exceeds ``4x``
+its minimum (divergence) or stops being finite. The whole run is one compiled
+``lax.scan``: after divergence the remaining steps are skipped with ``lax.cond`` and the
+curve is cut there on the host.
 
-**Suggestion heuristic.** With ``lrs`` and the smoothed losses up to divergence:
+**Reading the curve.** The moving average lags the loss by about ``beta / (1 - beta)``
+steps (49 at 0.98), half of a 100-step test: a loss that spikes and then collapses onto a
+plateau (dead ReLUs at a too-large rate: the loss stops at ``ln C``) never pushes it past
+``4x`` its minimum, and it is still falling when the range ends. So the suggestion is read
+from a *centred* moving average of the raw losses, ``trend`` (window ``steps / 20``, at
+least 3 steps), which has no lag:
 
-- ``lr_min``: the learning rate at the minimum of the smoothed loss (where training is
-  fastest but already close to unstable);
-- ``lr_steep``: the learning rate where the smoothed loss falls fastest, i.e. the most
-  negative slope ``d loss / d log(lr)`` (central differences), searched before the
-  minimum;
-- ``suggestion = min(lr_min / 10, lr_steep)``: an order of magnitude below the edge of
-  stability (fast.ai's "minimum / 10" rule), but never above the steepest point.
+- the **edge**, where the loss stops improving: the first step where the trend exceeds
+  ``1.5x`` its running minimum (an instability spike or a rise; ``outcome`` ``"rose"``, or
+  ``"diverged"`` when the run also stopped early) ends the useful range, and the edge is
+  the trend's minimum before it; without such a step, a trend that reaches its minimum
+  (within 5 % of its total fall) and stays there for the last tenth of the range has
+  ``"plateaued"``, and the edge is where the plateau starts;
+- ``lr_min``: the learning rate at the edge;
+- ``lr_steep``: where the trend falls fastest before the edge, the most negative slope
+  ``d trend / d log(lr)`` (central differences);
+- ``suggestion = lr_min / 10``: an order of magnitude below the edge of stability
+  (fast.ai's "minimum / 10" rule).
+
+When the range shows no edge, the result says so (``outcome``): ``"falling"`` (the loss
+was still falling at ``end_lr``) and ``"flat"`` (it never fell by 5 %) suggest
+``lr_steep``, the best rate the test saw, and warn that the range should be extended.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +50,16 @@ from jdl.train import train_step
 __all__ = ["LRFinder", "lr_find"]
 
 
+# What the range test saw (:attr:`LRFinder.outcome`), with the sentence printed for it.
+_OUTCOMES = {
+    "diverged": "the loss diverged",
+    "rose": "the loss stopped improving and rose",
+    "plateaued": "the loss stopped improving on a plateau",
+    "falling": "no edge: the loss was still falling at the end of the range",
+    "flat": "no edge: the loss did not fall anywhere in the range",
+}
+
+
 @dataclasses.dataclass
 class LRFinder:
     """Result of :func:`lr_find`.
@@ -44,26 +67,41 @@ class LRFinder:
     Attributes:
       lrs: learning rate of every step run (up to divergence).
       losses: raw loss of every step.
-      smoothed: EMA-smoothed, bias-corrected loss.
+      smoothed: EMA-smoothed, bias-corrected loss (what the divergence stop reads).
+      trend: centred moving average of ``losses`` (no lag; what the suggestion reads).
       suggestion: the suggested learning rate (heuristic in the module docstring).
-      lr_min: learning rate at the minimum of the smoothed loss.
-      lr_steep: learning rate of steepest descent of the smoothed loss.
+      lr_min: learning rate at the edge, where the loss stopped improving (with no edge,
+        at the lowest trend seen).
+      lr_steep: learning rate of steepest descent of the trend before the edge.
       diverged: whether the run stopped early on divergence.
+      outcome: what the curve showed, ``"diverged"``, ``"rose"``
+        or ``"plateaued"`` (an edge was found), ``"falling"`` or ``"flat"`` (none was).
     """
 
     lrs: np.ndarray
     losses: np.ndarray
     smoothed: np.ndarray
+    trend: np.ndarray
     suggestion: float
     lr_min: float
     lr_steep: float
     diverged: bool
+    outcome: str
+
+    @property
+    def found_edge(self) -> bool:
+        """Whether the range reached the rate where the loss stops improving."""
+        return self.outcome in ("diverged", "rose", "plateaued")
 
     def __str__(self) -> str:
+        rule = (
+            f"edge/10; edge {self.lr_min:.3g}, steepest {self.lr_steep:.3g}"
+            if self.found_edge
+            else f"steepest descent seen; extend end_lr beyond {self.lrs[-1]:.2g}"
+        )
         return (
             f"LR range test over {len(self.lrs)} steps ({self.lrs[0]:.2g} .. {self.lrs[-1]:.2g}"
-            f"{', diverged' if self.diverged else ''}): suggestion {self.suggestion:.3g} "
-            f"(min/10 {self.lr_min / 10:.3g}, steepest {self.lr_steep:.3g})"
+            f"): {_OUTCOMES[self.outcome]}; suggestion {self.suggestion:.3g} ({rule})"
         )
 
     __repr__ = __str__
@@ -126,23 +164,25 @@ def lr_find(
       steps: number of steps (the learning rate is multiplied by
         ``(end_lr / start_lr) ** (1 / (steps - 1))`` each step).
       batch_size: minibatch size (``None``: full batch).
-      beta: EMA factor of the loss smoothing.
+      beta: EMA factor of the smoothing that the divergence stop reads.
       diverge: stop when the smoothed loss exceeds ``diverge x`` its minimum.
       variables: start from these variables (default: a fresh initialisation from ``seed``).
       seed: initialisation and sampling seed.
       **optimizer_kwargs: forwarded to a named optimiser (e.g. ``momentum=0.9``).
 
     Returns:
-      An :class:`LRFinder` with the curve, the suggestion and ``.plot()``.
+      An :class:`LRFinder` with the curve, the suggestion, what the curve showed
+      (``outcome``) and ``.plot()``. A range with no edge warns (``UserWarning``).
 
     Example:
       >>> import numpy as np
       >>> from jdl.nn import MLP
       >>> x = np.random.default_rng(0).normal(size=(128, 4)).astype("float32")
       >>> data = {"x": x, "y": (x[:, 0] > 0).astype("int32")}
-      >>> res = lr_find(MLP(widths=(16,), num_outputs=2), data, "cross_entropy")
-      >>> 1e-4 < res.suggestion < 10
-      True
+      >>> res = lr_find(MLP(widths=(16,), num_outputs=2), data, "cross_entropy",
+      ...               optimizer="adam")
+      >>> res.outcome, 1e-3 < res.suggestion < 1.0
+      ('rose', True)
     """
     if not (0 < start_lr < end_lr):
         raise ValueError(f"Need 0 < start_lr < end_lr; got {start_lr}, {end_lr}.")
@@ -187,24 +227,79 @@ def lr_find(
     lrs = start_lr * factor ** np.arange(steps)
     diverged = ran < steps or not np.isfinite(smoothed[ran - 1])
     lrs, losses, smoothed = lrs[:ran], losses[:ran], smoothed[:ran]
-    lr_min, lr_steep = _suggest(lrs, smoothed)
-    suggestion = min(lr_min / 10.0, lr_steep)
-    return LRFinder(lrs, losses, smoothed, suggestion, lr_min, lr_steep, bool(diverged))
+    return _read_curve(lrs, losses, smoothed, diverged)
 
 
-def _suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
-    finite = np.isfinite(smoothed)
-    if not finite.any():
+#: A trend above this multiple of its running minimum ends the useful range.
+_RISE = 1.5
+#: Fraction of the total fall within which the trend counts as at its minimum (plateau).
+_PLATEAU_TOL = 0.05
+
+
+def _centred_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over ``window`` steps (shorter at the ends; non-finite ignored,
+    ``inf`` where a window holds no finite value)."""
+    values = np.asarray(values, np.float64)
+    finite = np.isfinite(values)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(finite, values, 0.0))])
+    ccount = np.concatenate([[0], np.cumsum(finite)])
+    idx = np.arange(len(values))
+    lo = np.maximum(idx - window // 2, 0)
+    hi = np.minimum(idx + window // 2 + 1, len(values))
+    count = ccount[hi] - ccount[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (csum[hi] - csum[lo]) / np.maximum(count, 1), np.inf)
+
+
+def _read_curve(
+    lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, diverged: bool
+) -> LRFinder:
+    """Find the edge in the curve and build the result (rules in the module docstring)."""
+    if not np.isfinite(losses).any():
         raise FloatingPointError(
             "lr_find: the loss was not finite from the first step; check the inputs, the "
             "loss and start_lr."
         )
-    values = np.where(finite, smoothed, np.inf)
-    i_min = int(np.argmin(values))
-    lr_min = float(lrs[i_min])
-    if i_min < 2:
-        return lr_min, lr_min
-    log_lr = np.log(lrs[: i_min + 1])
-    slope = np.gradient(values[: i_min + 1], log_lr)
-    i_steep = int(np.argmin(slope))
-    return lr_min, float(lrs[i_steep]) if math.isfinite(slope[i_steep]) else lr_min
+    n = len(losses)
+    window = max(3, (n // 20) | 1)
+    trend = _centred_average(losses, window)
+    running_min = np.minimum.accumulate(trend)
+    rises = np.nonzero(trend[1:] > _RISE * running_min[:-1])[0]
+    if rises.size:
+        edge = int(np.argmin(trend[: rises[0] + 1]))
+        outcome = "diverged" if diverged else "rose"
+    else:
+        lowest = int(np.argmin(trend))
+        fall = trend[0] - trend[lowest]
+        reached = int(np.nonzero(trend <= trend[lowest] + _PLATEAU_TOL * fall)[0][0])
+        if fall <= _PLATEAU_TOL * abs(trend[0]):
+            edge, outcome = lowest, "flat"
+        elif n - 1 - reached >= max(window, n // 10):
+            edge, outcome = reached, "plateaued"
+        else:
+            edge, outcome = lowest, "diverged" if diverged else "falling"
+    steep = edge
+    if edge >= 2:
+        slope = np.gradient(trend[: edge + 1], np.log(lrs[: edge + 1]))
+        if np.isfinite(slope).any():
+            steep = int(np.nanargmin(np.where(np.isfinite(slope), slope, np.nan)))
+    lr_min, lr_steep = float(lrs[edge]), float(lrs[steep])
+    result = LRFinder(
+        lrs,
+        losses,
+        smoothed,
+        trend,
+        lr_min / 10.0 if outcome in ("diverged", "rose", "plateaued") else lr_steep,
+        lr_min,
+        lr_steep,
+        bool(diverged),
+        outcome,
+    )
+    if not result.found_edge:
+        warnings.warn(
+            f"lr_find: {_OUTCOMES[outcome]} (learning rates {lrs[0]:.2g} .. {lrs[-1]:.2g}); the "
+            f"suggestion {result.suggestion:.3g} is where the loss fell fastest. Raise end_lr "
+            "(or steps) until the loss stops improving.",
+            stacklevel=3,
+        )
+    return result

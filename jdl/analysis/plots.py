@@ -122,15 +122,17 @@ def plot_signal_propagation(sp: Any, *, axes=None, label: str | None = None, log
 
 
 def plot_lr_find(res: Any, *, ax=None):
-    """Raw and smoothed loss against learning rate, with the suggestion marked."""
+    """Raw loss, its EMA and its lag-free trend against learning rate, suggestion marked."""
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     ax.semilogx(res.lrs, res.losses, color="0.75", label="loss (raw)")
     ax.semilogx(res.lrs, res.smoothed, color="tab:blue", label="loss (EMA, bias-corrected)")
+    ax.semilogx(res.lrs, res.trend, color="tab:orange", label="trend (centred average)")
     ax.axvline(res.suggestion, color="tab:green", ls="--", label=f"suggestion {res.suggestion:.2g}")
-    ax.axvline(res.lr_min, color="tab:red", ls=":", label=f"minimum {res.lr_min:.2g}")
-    finite = res.smoothed[np.isfinite(res.smoothed)]
+    if res.found_edge:
+        ax.axvline(res.lr_min, color="tab:red", ls=":", label=f"edge {res.lr_min:.2g}")
+    finite = res.trend[np.isfinite(res.trend)]
     if finite.size:
         lo, hi = finite.min(), finite.max()
         ax.set_ylim(lo - 0.05 * (hi - lo + 1e-9), min(hi, 4 * max(lo, 1e-9)) * 1.05 + 1e-9)
