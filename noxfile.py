@@ -1,9 +1,18 @@
-"""Task runner: `nox -s lint tests` is what CI runs (see README.md and .ci/run)."""
+"""Task runner: `nox -s lint tests` is what CI runs (see README.md and .ci/run).
+
+The ``lint``, ``tests``, ``doctest``, ``docs`` and ``gallery`` sessions install the exact
+versions of ``constraints.txt`` (the set the suite was last green with), so a release of
+any dependency cannot turn CI red overnight. ``nox -s tests_latest`` runs the same suite
+on the newest releases, to see drift on purpose; ``nox -s lock`` rewrites the constraints
+from the newest releases (run it, then the suite, and commit both with a note).
+"""
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -12,34 +21,95 @@ nox.options.error_on_missing_interpreters = True
 
 SOURCES = ["jdl", "tests", "examples", "docs", "benchmarks", "noxfile.py"]
 MULTIDEVICE_FLAGS = "--xla_force_host_platform_device_count=8"
+CONSTRAINTS = "constraints.txt"
+#: What ``nox -s lock`` resolves: the package with every extra the pinned sessions use, and
+#: the tools those sessions install themselves.
+LOCKED = [".[test,docs]", "ruff", "nox"]
+
+
+def _install(session: nox.Session, *packages: str) -> None:
+    """``pip install`` with the versions of ``constraints.txt``."""
+    session.install("-c", CONSTRAINTS, *packages)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
-    session.install("ruff>=0.6")
+    _install(session, "ruff")
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
+
+
+def _suite(session: nox.Session) -> None:
+    """Both parts of the suite; the second runs even when the first fails (both reported)."""
+    env = {"JAX_PLATFORMS": "cpu"}
+    args = session.posargs or []
+    multidevice = f"{os.environ.get('XLA_FLAGS', '')} {MULTIDEVICE_FLAGS}".strip()
+    parts = [
+        ("single-device", "not multidevice and not interop and not gallery", env),
+        ("multi-device (8 simulated devices)", "multidevice", {**env, "XLA_FLAGS": multidevice}),
+    ]
+    failed = []
+    for name, marker, part_env in parts:
+        try:
+            session.run("pytest", "-m", marker, *args, env=part_env)
+        except nox.command.CommandFailed:
+            failed.append(name)
+    if failed:
+        session.error(f"The {' and the '.join(failed)} part of the suite failed (see above).")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite on one CPU device, then its multi-device part on 8 simulated devices.
 
-    The tutorials (``-m gallery``) are left to ``nox -s docs``, which executes every one
-    of them and fails on any error (CI runs both); ``nox -s gallery`` runs them alone.
+    Both parts run even when the first fails, and the session fails if either did. The
+    tutorials (``-m gallery``) are left to ``nox -s docs``, which executes every one of
+    them and fails on any error (CI runs both); ``nox -s gallery`` runs them alone.
     """
-    session.install("-e", ".[test]")
-    env = {"JAX_PLATFORMS": "cpu"}
-    args = session.posargs or []
-    session.run("pytest", "-m", "not multidevice and not interop and not gallery", *args, env=env)
-    session.run(
-        "pytest",
-        "-m",
-        "multidevice",
-        *args,
-        env={**env, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {MULTIDEVICE_FLAGS}".strip()},
+    _install(session, "-e", ".[test]")
+    _suite(session)
+
+
+@nox.session
+def tests_latest(session: nox.Session) -> None:
+    """The suite (both parts) on the newest release of every dependency, unpinned.
+
+    Not part of CI: it shows drift from ``constraints.txt`` on purpose, not by surprise.
+    The resolved versions are printed first.
+    """
+    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test]")
+    session.run("python", "-m", "pip", "list", "--format=freeze", "--exclude-editable")
+    _suite(session)
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Rewrite ``constraints.txt`` from the newest releases (then run the suite, and commit).
+
+    ``nox -s lock -- "why"`` records the note in the file's header.
+    """
+    session.install("--upgrade", *LOCKED)
+    frozen = session.run(
+        "python", "-m", "pip", "freeze", "--exclude-editable", silent=True
+    ).splitlines()
+    pins = sorted(
+        (line for line in frozen if line and not line.startswith(("#", "-e", "jdl"))),
+        key=str.lower,
     )
+    note = " ".join(session.posargs) or "refreshed with nox -s lock"
+    python = session.run(
+        "python", "-c", "import platform as p; print(p.python_version(), p.machine())", silent=True
+    ).strip()
+    header = [
+        f"# The exact versions jdl's suite was last green with (Linux, CPython {python}).",
+        "# Used by nox's lint, tests, doctest, docs and gallery sessions and by .ci/run;",
+        "# users install jdl unpinned (pyproject.toml's lower bounds). Update on purpose:",
+        "# `nox -s lock -- 'why'`, then `nox -s lint tests doctest docs`, then commit.",
+        f"# {datetime.date.today().isoformat()}: {note}",
+    ]
+    Path(CONSTRAINTS).write_text("\n".join(header + pins) + "\n")
+    session.log(f"Wrote {len(pins)} pins to {CONSTRAINTS}.")
 
 
 @nox.session
@@ -102,7 +172,7 @@ def docs(session: nox.Session) -> None:
     docs/intersphinx_inventories.py). ``JDL_DOCS_FULL=1`` builds full-size tutorials.
     Extra arguments go to sphinx-build, e.g. ``nox -s docs -- -j 2``.
     """
-    session.install("-e", ".[docs]")
+    _install(session, "-e", ".[docs]")
     for path in ("html", "doctrees", "screenshots"):
         shutil.rmtree(f"docs/_build/{path}", ignore_errors=True)
     for path in ("docs/auto_examples", "docs/gen_modules"):
@@ -138,7 +208,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def doctest(session: nox.Session) -> None:
     """Run the examples in jdl's docstrings (``pytest --doctest-modules jdl``)."""
-    session.install("-e", ".[test]")
+    _install(session, "-e", ".[test]")
     env = {"JAX_PLATFORMS": "cpu"}
     _prepare_datasets(session, env)
     session.run(
@@ -149,7 +219,7 @@ def doctest(session: nox.Session) -> None:
 @nox.session
 def gallery(session: nox.Session) -> None:
     """Run every tutorial script of examples/ in its own process, without building docs."""
-    session.install("-e", ".[test]")
+    _install(session, "-e", ".[test]")
     session.run("pytest", "-m", "gallery", *session.posargs, env={"JAX_PLATFORMS": "cpu"})
 
 
