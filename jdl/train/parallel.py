@@ -32,8 +32,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jdl.train import step as step_lib
-
 __all__ = ["STRATEGIES", "ParallelStep", "data_mesh", "default_strategy", "parallelize"]
 
 STRATEGIES = ("jit", "sharded", "pmap")
@@ -78,11 +76,143 @@ def _replicate_from_host(x, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
-def _is_eval_step(step: Callable) -> bool:
+def _returns_state(step: Callable) -> bool:
+    """Whether ``step`` returns a new state: ``False`` for steps marked as evaluation steps.
+
+    A step marks itself with a function attribute ``updates_state = False``
+    (:func:`jdl.train.eval_step` does); ``functools.partial`` wrappers are looked through.
+    """
     fn = step
     while isinstance(fn, functools.partial):
         fn = fn.func
-    return fn is step_lib.eval_step
+    return bool(getattr(fn, "updates_state", True))
+
+
+def _check_divides(strategy: str, batch: dict[str, Any]) -> None:
+    n_local = jax.local_device_count()
+    size = np.shape(next(iter(batch.values())))[0]
+    if size % n_local:
+        raise ValueError(
+            f"The {strategy!r} strategy splits each batch over {n_local} local devices, so "
+            f"this process's batch size must be a multiple of {n_local}; got {size}."
+        )
+
+
+class _Jit:
+    """One device: ``jax.jit``; states and batches are used as they are."""
+
+    name = "jit"
+    mesh: jax.sharding.Mesh | None = None
+
+    def compile(self, fn: Callable, donate_argnums: tuple[int, ...], returns_state: bool):
+        """The compiled ``fn(state, batch)``."""
+        return jax.jit(fn, donate_argnums=donate_argnums)
+
+    def put_state(self, state: Any) -> Any:
+        """``state`` placed as the compiled step expects it."""
+        return state
+
+    def put_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """This process's host batch placed as the compiled step expects it."""
+        return batch
+
+    def unreplicate(self, tree: Any) -> Any:
+        """A plain tree this process can read, from one the compiled step returned."""
+        return tree
+
+
+class _Sharded(_Jit):
+    """``jax.jit`` over a 1-D ``"data"`` mesh: batches split, states replicated."""
+
+    name = "sharded"
+
+    def __init__(self, mesh: jax.sharding.Mesh | None):
+        self.mesh = mesh if mesh is not None else data_mesh()
+        if self.mesh.axis_names != ("data",):
+            raise ValueError(
+                f'The "sharded" strategy needs a 1-D mesh with axis "data"; got axes '
+                f"{self.mesh.axis_names}."
+            )
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.batch_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
+
+    def compile(self, fn, donate_argnums, returns_state):
+        out = (self.replicated, self.replicated) if returns_state else self.replicated
+        return jax.jit(
+            fn,
+            in_shardings=(self.replicated, self.batch_sharding),
+            out_shardings=out,
+            donate_argnums=donate_argnums,
+        )
+
+    def put_state(self, state):
+        leaves = jax.tree_util.tree_leaves(state)
+        if all(getattr(x, "sharding", None) == self.replicated for x in leaves):
+            return state
+        if jax.process_count() == 1:
+            return jax.device_put(state, self.replicated)
+        # Across processes a committed array cannot be moved to another host's devices:
+        # every process builds the replicated array from its own copy.
+        return jax.tree_util.tree_map(
+            lambda x: _replicate_from_host(_local_value(x), self.replicated), state
+        )
+
+    def put_batch(self, batch):
+        _check_divides(self.name, batch)
+        if jax.process_count() == 1:
+            return batch  # jit's in_shardings split a host array
+        return jax.tree_util.tree_map(
+            lambda x: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(x)),
+            batch,
+        )
+
+    def unreplicate(self, tree):
+        if jax.process_count() > 1:
+            return jax.tree_util.tree_map(_local_value, tree)
+        return tree
+
+
+class _Pmap(_Jit):
+    """``jax.pmap`` over the local devices: every leaf carries a leading device axis."""
+
+    name = "pmap"
+
+    def compile(self, fn, donate_argnums, returns_state):
+        return jax.pmap(
+            functools.partial(fn, axis_name=PMAP_AXIS),
+            axis_name=PMAP_AXIS,
+            donate_argnums=donate_argnums,
+        )
+
+    def put_state(self, state):
+        if np.ndim(state.step) == 1:
+            return state  # already replicated
+        devices = jax.local_devices()
+        sharding = NamedSharding(
+            jax.sharding.Mesh(np.array(devices), (PMAP_AXIS,)), PartitionSpec(PMAP_AXIS)
+        )
+        return jax.tree_util.tree_map(
+            lambda x: jax.device_put(jnp.broadcast_to(x, (len(devices), *jnp.shape(x))), sharding),
+            state,
+        )
+
+    def put_batch(self, batch):
+        _check_divides(self.name, batch)
+        n_local = jax.local_device_count()
+        return jax.tree_util.tree_map(
+            lambda x: np.reshape(x, (n_local, -1, *np.shape(x)[1:])), batch
+        )
+
+    def unreplicate(self, tree):
+        if hasattr(tree, "step") and np.ndim(tree.step) == 0:
+            return tree  # a plain state
+        return jax.tree_util.tree_map(_first_replica, tree)
+
+
+def _strategy(name: str, mesh: jax.sharding.Mesh | None) -> _Jit:
+    if name == "sharded":
+        return _Sharded(mesh)
+    return _Pmap() if name == "pmap" else _Jit()
 
 
 class ParallelStep:
@@ -110,76 +240,25 @@ class ParallelStep:
         updates_state: bool,
         mesh: jax.sharding.Mesh | None,
     ):
+        self._strategy = _strategy(strategy, mesh)
         self.strategy = strategy
+        self.mesh = self._strategy.mesh
         self.updates_state = updates_state
-        self.mesh = None
         fn = step if updates_state else (lambda state, batch, **kw: step(state, batch, **kw)[1])
         donate_argnums = (0,) if (donate and updates_state) else ()
-        if strategy == "jit":
-            self.compiled = jax.jit(fn, donate_argnums=donate_argnums)
-        elif strategy == "sharded":
-            self.mesh = mesh if mesh is not None else data_mesh()
-            if self.mesh.axis_names != ("data",):
-                raise ValueError(
-                    f'The "sharded" strategy needs a 1-D mesh with axis "data"; got axes '
-                    f"{self.mesh.axis_names}."
-                )
-            self._replicated = NamedSharding(self.mesh, PartitionSpec())
-            self._batch_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
-            out = (self._replicated, self._replicated) if updates_state else self._replicated
-            self.compiled = jax.jit(
-                fn,
-                in_shardings=(self._replicated, self._batch_sharding),
-                out_shardings=out,
-                donate_argnums=donate_argnums,
-            )
-        else:
-            self.compiled = jax.pmap(
-                functools.partial(fn, axis_name=PMAP_AXIS),
-                axis_name=PMAP_AXIS,
-                donate_argnums=donate_argnums,
-            )
+        self.compiled = self._strategy.compile(fn, donate_argnums, updates_state)
 
-    # -- placement -------------------------------------------------------------------
-    def put_state(self, state):
+    def put_state(self, state: Any) -> Any:
         """Place a plain state as this strategy expects (replicated for pmap/sharded)."""
-        if self.strategy == "pmap":
-            if np.ndim(state.step) == 1:
-                return state  # already replicated
-            devices = jax.local_devices()
-            sharding = NamedSharding(
-                jax.sharding.Mesh(np.array(devices), (PMAP_AXIS,)), PartitionSpec(PMAP_AXIS)
-            )
-            return jax.tree_util.tree_map(
-                lambda x: jax.device_put(
-                    jnp.broadcast_to(x, (len(devices), *jnp.shape(x))), sharding
-                ),
-                state,
-            )
-        if self.strategy == "sharded":
-            leaves = jax.tree_util.tree_leaves(state)
-            if all(getattr(x, "sharding", None) == self._replicated for x in leaves):
-                return state
-            if jax.process_count() == 1:
-                return jax.device_put(state, self._replicated)
-            # Across processes a committed array cannot be moved to another host's
-            # devices: every process builds the replicated array from its own copy.
-            return jax.tree_util.tree_map(
-                lambda x: _replicate_from_host(_local_value(x), self._replicated), state
-            )
-        return state
+        return self._strategy.put_state(state)
 
-    def unreplicate(self, state):
+    def unreplicate(self, state: Any) -> Any:
         """A plain state (no device axis) from a state returned by this step.
 
         Its arrays live on this process's devices only, so they can be read
         (``np.asarray``), saved or evaluated elsewhere in any process.
         """
-        if self.strategy == "pmap" and np.ndim(state.step) == 1:
-            return jax.tree_util.tree_map(_first_replica, state)
-        if self.strategy == "sharded" and jax.process_count() > 1:
-            return jax.tree_util.tree_map(_local_value, state)
-        return state
+        return self._strategy.unreplicate(state)
 
     def put_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Place a host batch (this process's examples) on the devices.
@@ -187,35 +266,13 @@ class ParallelStep:
         Raises:
             ValueError: if the per-process batch does not divide evenly over the devices.
         """
-        if self.strategy == "jit":
-            return batch
-        n_local = jax.local_device_count()
-        size = np.shape(next(iter(batch.values())))[0]
-        if size % n_local:
-            raise ValueError(
-                f"The {self.strategy!r} strategy splits each batch over {n_local} local "
-                f"devices, so this process's batch size must be a multiple of {n_local}; "
-                f"got {size}."
-            )
-        if self.strategy == "pmap":
-            return jax.tree_util.tree_map(
-                lambda x: np.reshape(x, (n_local, -1, *np.shape(x)[1:])), batch
-            )
-        if jax.process_count() == 1:
-            return batch  # jit's in_shardings split a host array
-        return jax.tree_util.tree_map(
-            lambda x: jax.make_array_from_process_local_data(self._batch_sharding, np.asarray(x)),
-            batch,
-        )
+        return self._strategy.put_batch(batch)
 
-    # -- calling ---------------------------------------------------------------------
-    def __call__(self, state, batch):
+    def __call__(self, state: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
         """Run the step: ``(state, batch) -> (state, metrics)``."""
         state = self.put_state(state)
         out = self.compiled(state, self.put_batch(batch))
-        metrics = out[1] if self.updates_state else out
-        if self.strategy == "pmap":
-            metrics = jax.tree_util.tree_map(lambda m: m[0], metrics)
+        metrics = self._strategy.unreplicate(out[1] if self.updates_state else out)
         return (out[0] if self.updates_state else state), metrics
 
 
@@ -236,9 +293,10 @@ def parallelize(
         strategy: ``"jit"``, ``"sharded"``, ``"pmap"``, or ``None`` for
             :func:`default_strategy`.
         donate: donate the input state's buffers (the default for training).
-        updates_state: whether the step returns a new state. ``None`` detects
-            :func:`jdl.train.eval_step` (which does not); a step that does not update the
-            state is compiled to return only its metrics, and the state is passed back
+        updates_state: whether the step returns a new state. ``None`` reads the step's
+            ``updates_state`` function attribute (``functools.partial`` wrappers are looked
+            through; :func:`jdl.train.eval_step` sets it to ``False``); a step that does not update
+            the state is compiled to return only its metrics, and the state is passed back
             unchanged without copies.
         mesh: the ``"data"`` mesh for ``"sharded"`` (default: all devices).
 
@@ -253,5 +311,5 @@ def parallelize(
     if strategy not in STRATEGIES:
         raise ValueError(f"Unknown strategy {strategy!r}; expected one of {list(STRATEGIES)}.")
     if updates_state is None:
-        updates_state = not _is_eval_step(step)
+        updates_state = _returns_state(step)
     return ParallelStep(step, strategy, donate=donate, updates_state=updates_state, mesh=mesh)

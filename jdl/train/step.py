@@ -193,3 +193,8 @@ def eval_step(
     if axis_name is not None:
         sums = jax.lax.psum(sums, axis_name)
     return state, sums
+
+
+# Read by jdl.train.parallelize: an evaluation step returns the state unchanged, so it is
+# compiled to return only its metrics (no state copies, nothing donated).
+eval_step.updates_state = False

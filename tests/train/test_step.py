@@ -104,3 +104,20 @@ def test_parallelize_rejects_unknown_strategy_and_counts_one_compilation():
         state, _ = step(state, _batch(seed=seed))
     assert step.compiled._cache_size() == 1
     assert int(state.step) == 5
+
+
+def test_parallelize_reads_whether_a_step_updates_the_state_from_the_step():
+    batch = _batch()
+    state = create_state(TinyMLP(), optax.adam(1e-2), batch)
+    ev = parallelize(functools.partial(eval_step, loss_fn="cross_entropy"), "jit")
+    assert not ev.updates_state
+    same, sums = ev(state, batch)
+    assert same is state and float(sums["count"]) == 32
+
+    def my_eval(state, batch, *, axis_name=None):  # a user's own evaluation step
+        return eval_step(state, batch, loss_fn="cross_entropy", axis_name=axis_name)
+
+    assert parallelize(my_eval, "jit").updates_state
+    my_eval.updates_state = False
+    assert not parallelize(functools.partial(my_eval), "jit").updates_state
+    assert parallelize(my_eval, "jit", updates_state=True).updates_state
