@@ -26,6 +26,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jdl._core.reduce import check_same_shape, masked_mean, per_example_mean
+
 Array = jax.Array
 PyTree = Any
 
@@ -40,44 +42,6 @@ __all__ = [
     "get",
     "LOSSES",
 ]
-
-
-def _masked_mean(per_example: Array, where: Array | None) -> Array:
-    """Mean of ``per_example`` (shape ``(batch,)``) over the entries where ``where`` is true."""
-    if where is None:
-        return jnp.mean(per_example)
-    where = jnp.asarray(where)
-    if where.shape != per_example.shape:
-        raise ValueError(
-            f"`where` must have one entry per example, shape {per_example.shape}; "
-            f"got shape {where.shape}."
-        )
-    weights = where.astype(per_example.dtype)
-    return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1)
-
-
-def _per_example(x: Array) -> Array:
-    """Mean over every axis but the first (the batch axis); scalars per example stay as is."""
-    if x.ndim <= 1:
-        return x
-    return jnp.mean(x.reshape(x.shape[0], -1), axis=1)
-
-
-def _check_same_shape(name: str, predictions: Array, targets: Array) -> tuple[Array, Array]:
-    predictions, targets = jnp.asarray(predictions), jnp.asarray(targets)
-    if predictions.shape != targets.shape:
-        # A regression head of width 1 against a flat target vector is the one common,
-        # unambiguous mismatch: accept it instead of silently broadcasting to (B, B).
-        if predictions.shape == (*targets.shape, 1):
-            targets = targets[..., None]
-        elif targets.shape == (*predictions.shape, 1):
-            predictions = predictions[..., None]
-        else:
-            raise ValueError(
-                f"{name}: predictions and targets must have the same shape; got predictions "
-                f"{predictions.shape} and targets {targets.shape}."
-            )
-    return predictions, targets
 
 
 def mse(predictions: Array, targets: Array, *, where: Array | None = None) -> Array:
@@ -95,8 +59,8 @@ def mse(predictions: Array, targets: Array, *, where: Array | None = None) -> Ar
     Raises:
         ValueError: if the shapes of ``predictions`` and ``targets`` differ.
     """
-    predictions, targets = _check_same_shape("mse", predictions, targets)
-    return _masked_mean(_per_example(jnp.square(predictions - targets)), where)
+    predictions, targets = check_same_shape("mse", predictions, targets)
+    return masked_mean(per_example_mean(jnp.square(predictions - targets)), where)
 
 
 def mae(predictions: Array, targets: Array, *, where: Array | None = None) -> Array:
@@ -113,8 +77,8 @@ def mae(predictions: Array, targets: Array, *, where: Array | None = None) -> Ar
     Raises:
         ValueError: if the shapes of ``predictions`` and ``targets`` differ.
     """
-    predictions, targets = _check_same_shape("mae", predictions, targets)
-    return _masked_mean(_per_example(jnp.abs(predictions - targets)), where)
+    predictions, targets = check_same_shape("mae", predictions, targets)
+    return masked_mean(per_example_mean(jnp.abs(predictions - targets)), where)
 
 
 def binary_cross_entropy(logits: Array, labels: Array, *, where: Array | None = None) -> Array:
@@ -136,10 +100,10 @@ def binary_cross_entropy(logits: Array, labels: Array, *, where: Array | None = 
     Raises:
         ValueError: if the shapes of ``logits`` and ``labels`` differ.
     """
-    logits, labels = _check_same_shape("binary_cross_entropy", logits, labels)
+    logits, labels = check_same_shape("binary_cross_entropy", logits, labels)
     labels = labels.astype(logits.dtype)
     per = jnp.maximum(logits, 0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits)))
-    return _masked_mean(_per_example(per), where)
+    return masked_mean(per_example_mean(per), where)
 
 
 def cross_entropy(
@@ -196,7 +160,7 @@ def cross_entropy(
         targets = (1.0 - label_smoothing) * targets + label_smoothing / num_classes
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     per = -jnp.sum(targets * log_probs, axis=-1)
-    return _masked_mean(_per_example(per), where)
+    return masked_mean(per_example_mean(per), where)
 
 
 def kernel_mask(params: PyTree) -> PyTree:

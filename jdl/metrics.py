@@ -20,7 +20,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jdl.losses import _check_same_shape, _masked_mean, _per_example, mae, mse
+from jdl._core.reduce import check_same_shape, masked_mean, per_example_mean
+from jdl.losses import mae, mse
 
 Array = jax.Array
 
@@ -70,7 +71,7 @@ def accuracy(logits: Array, labels: Array, *, where: Array | None = None) -> Arr
     """
     labels = _class_labels(logits, labels, "accuracy")
     correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
-    return _masked_mean(correct, where)
+    return masked_mean(correct, where)
 
 
 def top_k_accuracy(
@@ -96,7 +97,7 @@ def top_k_accuracy(
         raise ValueError(f"k must be between 1 and the number of classes {num_classes}; got {k}.")
     _, top = jax.lax.top_k(logits, k)
     hit = jnp.any(top == labels[:, None], axis=-1).astype(jnp.float32)
-    return _masked_mean(hit, where)
+    return masked_mean(hit, where)
 
 
 def binary_accuracy(
@@ -113,9 +114,9 @@ def binary_accuracy(
     Returns:
         A scalar in ``[0, 1]``.
     """
-    logits, labels = _check_same_shape("binary_accuracy", logits, labels)
+    logits, labels = check_same_shape("binary_accuracy", logits, labels)
     correct = ((logits > threshold) == (labels > 0.5)).astype(jnp.float32)
-    return _masked_mean(_per_example(correct), where)
+    return masked_mean(per_example_mean(correct), where)
 
 
 def mean_absolute_error(predictions: Array, targets: Array, *, where: Array | None = None) -> Array:

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jdl._core.tree import own_leaves
 from jdl.analysis._layers import (
     as_variables,
     batch_xy,
@@ -82,12 +83,10 @@ def jacobian_singular_values(
         res = instrumented_pass(model, v, xx, None, None, names, train=False, rng=jax.random.key(0))
         out = {}
         for name in names:
-            node = v["params"]
-            for part in name.split("/"):
-                node = node[part]
-            kernel = node["kernel"]
-            if kernel.ndim != 2:
-                raise ValueError(f"{name}: expected a 2-D Dense kernel, got {kernel.shape}.")
+            kernel = own_leaves(v["params"], name).get("kernel")
+            if kernel is None or kernel.ndim != 2:
+                found = "no kernel" if kernel is None else kernel.shape
+                raise ValueError(f"{name}: expected a 2-D Dense kernel, got {found}.")
             z = res["acts"][name].reshape(xx.shape[0], -1)
             deriv = jax.vmap(jax.vmap(jax.grad(fn)))(z)
             jac = deriv[:, :, None] * kernel.T[None]  # (B, n_out, n_in)

@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from jdl._core.cache import cache_dir
+
 __all__ = ["ENV_VAR", "resolve_data_dir"]
 
 #: Environment variable that overrides the default cache directory of bundled datasets.
@@ -48,13 +50,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
         if os.fspath(data_dir) == "":
             raise ValueError("data_dir must be a non-empty path (or None for the default), got ''")
         return Path(data_dir).expanduser().absolute()
-    from_env = os.environ.get(ENV_VAR, "")
-    if from_env:
-        return Path(from_env).expanduser().absolute()
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    # The XDG base-directory spec says relative paths must be ignored.
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path("~/.cache").expanduser()
-    return base / "jdl" / "datasets"
+    return cache_dir("datasets", ENV_VAR)
 
 
 @contextlib.contextmanager

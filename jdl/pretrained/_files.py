@@ -2,52 +2,26 @@
 
 Nothing here unpickles: safetensors files are read with the safetensors numpy API (a JSON
 header and raw buffers, no code), ``.pth`` files only through ``torch.load(weights_only=True)``.
-Writes go to a temporary file in the destination folder and are renamed into place with
-:func:`os.replace`, so a crash never leaves a half-written file under the final name.
+Writes go through :func:`jdl._core.files.atomic_path`: a temporary file in the destination
+folder renamed into place with :func:`os.replace`, so a crash never leaves a half-written file
+under the final name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from jdl._core.files import atomic_path
 from jdl.pretrained.errors import WeightFileError
 
-__all__ = ["atomic_path", "read_safetensors", "read_torch_pickle", "write_safetensors"]
+__all__ = ["read_safetensors", "read_torch_pickle", "write_safetensors"]
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` only on success.
-
-    On any exception the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _check_exists(path: Path) -> None:

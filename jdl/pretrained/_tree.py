@@ -1,8 +1,9 @@
-"""Flat ``"collection/module/.../leaf"`` views of variable trees and their comparison.
+"""Checking converted weights against a model, and what a non-strict load did.
 
 Readers turn foreign weight files into flat dicts keyed by jdl paths such as
-``"params/layer1_0/conv1/kernel"`` or ``"batch_stats/bn1/mean"``; :func:`merge_into` checks
-such a dict against the variables a model expects and builds the variables.
+``"params/layer1_0/conv1/kernel"`` or ``"batch_stats/bn1/mean"`` (see
+:func:`jdl._core.tree.flatten`); :func:`merge_into` checks such a dict against the variables a
+model expects and builds the variables, reporting what it did in a :class:`LoadReport`.
 """
 
 from __future__ import annotations
@@ -14,48 +15,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jdl._core.tree import compare_shapes, flatten, unflatten
 from jdl.pretrained.errors import WeightMismatchError
-
-__all__ = ["LoadReport", "flatten", "merge_into", "unflatten"]
-
-SEP = "/"
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"params": {"fc": {"bias": a}}}`` -> ``{"params/fc/bias": a}`` (leaves untouched).
-
-    Example:
-      >>> flatten({"params": {"fc": {"bias": 1, "kernel": 2}}})
-      {'params/fc/bias': 1, 'params/fc/kernel': 2}
-    """
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{SEP}{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            out.update(flatten(value, path))
-        else:
-            out[path] = value
-    return out
-
-
-def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`flatten`: nested plain dicts from ``"a/b/c"`` keys.
-
-    Raises:
-      ValueError: if a path is both a leaf and a prefix of another path.
-    """
-    out: dict[str, Any] = {}
-    for path, value in flat.items():
-        *parents, leaf = path.split(SEP)
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"variable path {path!r} runs through a leaf at {part!r}")
-        if leaf in node:
-            raise ValueError(f"variable path {path!r} appears twice")
-        node[leaf] = value
-    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,25 +45,6 @@ class LoadReport:
             f"LoadReport: {len(self.loaded)} loaded, {len(self.missing)} missing, "
             f"{len(self.unexpected)} unexpected, {len(self.mismatched)} shape-mismatched"
         )
-
-
-def compare_shapes(
-    wanted: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]
-) -> tuple[list[str], list[str], list[tuple[str, tuple[int, ...], tuple[int, ...]]]]:
-    """Compare two flat ``path -> shape`` maps: what a model wants vs what was given.
-
-    Returns:
-      ``(missing, unexpected, mismatched)``, each sorted: paths only in ``wanted``, paths only
-      in ``found``, and ``(path, wanted_shape, found_shape)`` where the shapes differ.
-    """
-    missing = sorted(k for k in wanted if k not in found)
-    unexpected = sorted(k for k in found if k not in wanted)
-    mismatched = sorted(
-        (k, tuple(wanted[k]), tuple(found[k]))
-        for k in found
-        if k in wanted and tuple(found[k]) != tuple(wanted[k])
-    )
-    return missing, unexpected, mismatched
 
 
 def expected_shapes(model: Any, input_shape: tuple[int, ...]) -> dict[str, Any]:

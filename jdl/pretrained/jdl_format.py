@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from jdl._core.tree import flatten, unflatten
 from jdl.pretrained import _config, _files
 from jdl.pretrained._result import Pretrained
-from jdl.pretrained._tree import LoadReport, flatten, merge_into, unflatten
+from jdl.pretrained._tree import LoadReport, merge_into
 from jdl.pretrained.errors import WeightFileError
 
 __all__ = ["FORMAT_VERSION", "is_jdl_file", "load_jdl", "save"]

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from jdl._core.tree import flatten
 from jdl.nn.resnet import BasicBlock, Bottleneck, ResNet
 from jdl.pretrained import _files
 from jdl.pretrained._result import Pretrained
@@ -163,8 +164,6 @@ def jdl_resnet_to_torch(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
     loaded from Keras) gives a state dict that torchvision, which is v1.5, runs with the
     stride on the 3x3 conv instead -- the same weights computing a different function.
     """
-    from jdl.pretrained._tree import flatten
-
     out: dict[str, np.ndarray] = {}
     inverse = {v: k for k, v in _BN_LEAVES.items()}
     for path, value in flatten(variables).items():

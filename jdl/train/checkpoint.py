@@ -1,7 +1,10 @@
-"""Checkpoints of a training run on Orbax: save every N epochs, resume exactly.
+"""Saving and restoring a :class:`jdl.train.TrainState` with Orbax, one checkpoint per step.
 
 Orbax writes each checkpoint into a temporary directory and renames it when complete,
-so an interrupted save never leaves a checkpoint that looks valid.
+so an interrupted save never leaves a checkpoint that looks valid. Every function here opens
+its Orbax ``CheckpointManager`` and closes it before returning. The callback that saves
+during :func:`jdl.fit` (and lets ``resume=True`` continue a run) is
+:class:`jdl.train.callbacks.Checkpoint`.
 """
 
 from __future__ import annotations
@@ -13,20 +16,14 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jdl.train.callbacks import Callback
+from jdl._core.tree import compare_shapes, leaf_paths
 from jdl.train.state import TrainState
 
-__all__ = ["Checkpoint", "CheckpointMismatchError", "restore_state", "save_state"]
-
-_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng")
+__all__ = ["CheckpointMismatchError", "latest_step", "restore_state", "save_state"]
 
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model/optimiser it is restored into."""
-
-
-def _arrays(state: TrainState) -> dict[str, Any]:
-    return {name: getattr(state, name) for name in _FIELDS}
 
 
 def _saveable(tree: dict[str, Any]) -> dict[str, Any]:
@@ -41,29 +38,25 @@ def _saveable(tree: dict[str, Any]) -> dict[str, Any]:
     return jax.tree_util.tree_map(np.asarray, tree)
 
 
-def _paths(tree) -> dict[str, tuple[tuple[int, ...], str]]:
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        key = "/".join(
-            str(getattr(p, "key", getattr(p, "name", getattr(p, "idx", p)))) for p in path
-        )
-        out[key] = (tuple(getattr(leaf, "shape", np.shape(leaf))), str(getattr(leaf, "dtype", "")))
-    return out
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    """``path -> shape`` of every leaf (arrays, or Orbax's metadata of saved arrays)."""
+    return {path: tuple(getattr(x, "shape", np.shape(x))) for path, x in leaf_paths(tree).items()}
 
 
 def _params_first(key: str) -> tuple[bool, str]:
     return (not key.startswith("params"), key)
 
 
-def _compare(saved: dict, wanted: dict) -> tuple[list[str], list[str], list[str]]:
-    missing = sorted(set(wanted) - set(saved), key=_params_first)
-    unexpected = sorted(set(saved) - set(wanted), key=_params_first)
-    mismatched = [
-        f"{k}: checkpoint {saved[k][0]}, model {wanted[k][0]}"
-        for k in sorted(set(saved) & set(wanted), key=_params_first)
-        if saved[k][0] != wanted[k][0]
-    ]
-    return missing, unexpected, mismatched
+def _compare(saved: Any, wanted: Any) -> tuple[list[str], list[str], list[str]]:
+    """What ``saved`` lacks, what it has in excess, and shape mismatches, as message lines."""
+    missing, unexpected, mismatched = compare_shapes(
+        _shapes(wanted), _shapes(saved), key=_params_first
+    )
+    return (
+        missing,
+        unexpected,
+        [f"{k}: checkpoint {found}, model {want}" for k, want, found in mismatched],
+    )
 
 
 def _manager(directory: str | Path, max_to_keep: int | None = None) -> ocp.CheckpointManager:
@@ -97,7 +90,7 @@ def save_state(
         manager.save(
             int(state.step),
             args=ocp.args.Composite(
-                state=ocp.args.StandardSave(_saveable(_arrays(state))),
+                state=ocp.args.StandardSave(_saveable(state.arrays)),
                 meta=ocp.args.JsonSave(metadata or {}),
             ),
             force=True,
@@ -131,9 +124,9 @@ def restore_state(
             return None
         saved_meta = manager.item_metadata(step)
         saved_tree = saved_meta["state"] if saved_meta is not None else None
-        wanted = _arrays(like)
+        wanted = like.arrays
         if saved_tree is not None:
-            missing, unexpected, mismatched = _compare(_paths(saved_tree), _paths(wanted))
+            missing, unexpected, mismatched = _compare(saved_tree, wanted)
             if missing or unexpected or mismatched:
                 lines = [f"The checkpoint in {directory} (step {step}) does not match the model:"]
                 for title, items in (
@@ -156,42 +149,13 @@ def restore_state(
     return like.replace(**restored["state"]), dict(restored["meta"] or {})
 
 
-class Checkpoint(Callback):
-    """Save the training state with Orbax every ``every`` epochs and at the end.
-
-    With ``jdl.fit(..., resume=True)`` a run continues from the latest checkpoint in
-    ``directory``: the state, the history so far and the position in the data are
-    restored, so the final parameters equal those of an uninterrupted run.
+def latest_step(directory: str | Path) -> int | None:
+    """The step of the latest checkpoint in ``directory``; ``None`` if it holds none.
 
     Args:
-        directory: where checkpoints go (created if needed).
-        every: save every this many epochs.
-        max_to_keep: keep only the most recent checkpoints (``None`` keeps all).
-
-    Raises:
-        ValueError: if ``every`` is not positive.
+        directory: a checkpoint directory (it need not exist).
     """
-
-    def __init__(self, directory: str | Path, every: int = 1, max_to_keep: int | None = 3):
-        if every < 1:
-            raise ValueError(f"every must be a positive number of epochs; got {every}.")
-        self.directory = Path(directory)
-        self.every = every
-        self.max_to_keep = max_to_keep
-
-    def save(self, run) -> None:
-        """Save the run's current state and history now."""
-        save_state(
-            self.directory,
-            run.state,
-            metadata={"history": run.history.to_dict(), "epoch": run.epoch},
-            max_to_keep=self.max_to_keep,
-        )
-
-    def on_epoch_recorded(self, run):
-        if run.epoch % self.every == 0:
-            self.save(run)
-
-    def on_train_end(self, run):
-        if not self.directory.exists() or _manager(self.directory).latest_step() != run.step:
-            self.save(run)
+    if not Path(directory).exists():
+        return None
+    with _manager(directory) as manager:
+        return manager.latest_step()

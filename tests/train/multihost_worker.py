@@ -54,13 +54,9 @@ def make_optimizer():
 
 def flat(tree, prefix: str) -> dict[str, np.ndarray]:
     """``{prefix/path: array}`` for every leaf of a pytree of host-readable arrays."""
-    import jax
+    from jdl._core.tree import leaf_paths
 
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        key = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
-        out[f"{prefix}/{key}"] = np.asarray(leaf)
-    return out
+    return {f"{prefix}/{path}": np.asarray(leaf) for path, leaf in leaf_paths(tree).items()}
 
 
 def manual_loop(strategy: str) -> dict[str, np.ndarray]:

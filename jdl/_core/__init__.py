@@ -1,0 +1,15 @@
+"""The bottom layer: small helpers every other part of jdl may use (private).
+
+Nothing here imports anything else from jdl (a test enforces it), so any layer -- ``data``,
+``nn``, ``losses``/``metrics``, ``train``, ``analysis``, ``pretrained``, the CLI -- can use
+these without pulling in another layer. Each concept has its one home here:
+
+- :mod:`jdl._core.tree`: ``"a/b/c"`` paths of variable trees, flattening, lookups and shape
+  comparison.
+- :mod:`jdl._core.files`: atomic file writes (a temporary file renamed into place).
+- :mod:`jdl._core.cache`: the cache folders (``$XDG_CACHE_HOME/jdl/...``).
+- :mod:`jdl._core.reduce`: the per-example and masked means that losses and metrics share.
+- :mod:`jdl._core.checks`: argument checks (an integer that is not a bool, ...).
+
+Import the names from their modules (``from jdl._core.tree import flatten``).
+"""

@@ -1,0 +1,58 @@
+"""Argument checks every layer uses: "an integer, and not a bool"."""
+
+from __future__ import annotations
+
+import numbers
+import operator
+from typing import Any
+
+import numpy as np
+
+
+def is_int(value: Any) -> bool:
+    """True for Python and NumPy integers; False for bools (``True`` is an ``int``) and the rest.
+
+    Example:
+        >>> is_int(3), is_int(np.int64(3)), is_int(True), is_int(3.0)
+        (True, True, False, False)
+    """
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+    """``value`` as a Python ``int``, or a clear error naming ``name``.
+
+    Accepts anything ``operator.index`` accepts (Python and NumPy integers, 0-d integer
+    arrays) except bools.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check.
+        minimum: if given, the smallest value allowed.
+
+    Returns:
+        ``operator.index(value)``.
+
+    Raises:
+        TypeError: if ``value`` is a bool or not an integer.
+        ValueError: if ``value < minimum``.
+
+    Example:
+        >>> check_int("batch_size", np.int32(8), minimum=1)
+        8
+        >>> check_int("batch_size", True)
+        Traceback (most recent call last):
+        ...
+        TypeError: batch_size must be an integer, got a bool: True
+    """
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be an integer, got a bool: {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer, got {type(value).__name__}: {value!r}"
+        ) from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value

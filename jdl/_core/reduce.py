@@ -1,0 +1,66 @@
+"""The reductions losses and metrics share: per-example means and masked batch means.
+
+Every jdl loss and metric maps ``(predictions, targets)`` to one number per example and
+averages those over the batch -- over the examples where ``where`` is true, so that padded
+evaluation batches count every real example exactly once.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def masked_mean(per_example: Array, where: Array | None) -> Array:
+    """Mean of ``per_example`` (shape ``(batch,)``) over the entries where ``where`` is true.
+
+    Raises:
+      ValueError: if ``where`` does not have one entry per example.
+
+    Example:
+      >>> float(masked_mean(jnp.array([1.0, 2.0, 9.0]), jnp.array([True, True, False])))
+      1.5
+    """
+    if where is None:
+        return jnp.mean(per_example)
+    where = jnp.asarray(where)
+    if where.shape != per_example.shape:
+        raise ValueError(
+            f"`where` must have one entry per example, shape {per_example.shape}; "
+            f"got shape {where.shape}."
+        )
+    weights = where.astype(per_example.dtype)
+    return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1)
+
+
+def per_example_mean(x: Array) -> Array:
+    """Mean over every axis but the first (the batch axis); scalars per example stay as is."""
+    if x.ndim <= 1:
+        return x
+    return jnp.mean(x.reshape(x.shape[0], -1), axis=1)
+
+
+def check_same_shape(name: str, predictions: Array, targets: Array) -> tuple[Array, Array]:
+    """``(predictions, targets)`` as arrays of one shape, or a ``ValueError`` naming ``name``.
+
+    A regression head of width 1 against a flat target vector (or the reverse) is the one
+    common, unambiguous mismatch: it is accepted (the flat one gets a trailing axis) instead
+    of silently broadcasting to ``(batch, batch)``.
+
+    Raises:
+      ValueError: if the shapes differ in any other way.
+    """
+    predictions, targets = jnp.asarray(predictions), jnp.asarray(targets)
+    if predictions.shape != targets.shape:
+        if predictions.shape == (*targets.shape, 1):
+            targets = targets[..., None]
+        elif targets.shape == (*predictions.shape, 1):
+            predictions = predictions[..., None]
+        else:
+            raise ValueError(
+                f"{name}: predictions and targets must have the same shape; got predictions "
+                f"{predictions.shape} and targets {targets.shape}."
+            )
+    return predictions, targets
