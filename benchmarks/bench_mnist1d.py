@@ -29,9 +29,9 @@ batches fit has just used, timed from an idle device to finished work. All are
 compiled and warmed up first; the first ``--warmup`` steps are not timed. Each repeat
 is one fit run; the table reports medians over repeats.
 
-Models: the MLP 40-100-100-10 (``jdl.nn.MLP(widths=(100, 100))``, 15,210 parameters)
-and the paper's 1-D CNN (``jdl.nn.CNN(features=(25, 25, 25), kernel_size=(5, 3, 3),
-strides=2, padding=1, ndim=1)``, 5,210 parameters; the same as
+Models: the MLP 40-100-100-10 (``jdl.nn.get_model("mnist1d_mlp")``, 15,210 parameters)
+and the paper's 1-D CNN (``jdl.nn.get_model("mnist1d_cnn")``: three convs of 25 channels,
+kernels 5, 3, 3, stride 2, padding 1; 5,210 parameters; the same as
 ``examples/07_training/plot_mnist1d_table.py``).
 
 Run it with ``nox -s bench`` (installs PyTorch) or directly::
@@ -68,11 +68,7 @@ def jdl_model(name: str):
     """The jdl model of the MNIST-1D table."""
     import jdl
 
-    if name == "mlp":
-        return jdl.nn.MLP(widths=(100, 100), num_outputs=10)
-    return jdl.nn.CNN(
-        features=(25, 25, 25), kernel_size=(5, 3, 3), strides=2, padding=1, ndim=1, num_outputs=10
-    )
+    return jdl.nn.get_model(f"mnist1d_{name}")
 
 
 def torch_model(name: str):

@@ -43,13 +43,7 @@ def main() -> None:
 
     train = jdl.data.load("mnist1d", split="train")
     test = jdl.data.load("mnist1d", split="test")
-    if args.model == "mlp":
-        model = jdl.nn.MLP(widths=(100, 100), num_outputs=10)
-    else:
-        model = jdl.nn.CNN(
-            features=(25, 25, 25), kernel_size=(5, 3, 3), strides=2, padding=1, ndim=1,
-            num_outputs=10,
-        )  # fmt: skip
+    model = jdl.nn.get_model(f"mnist1d_{args.model}")
     lrs = [1e-3 * 2**i for i in range(args.k)]
     kw = dict(batch_size=100, loss="cross_entropy", epochs=args.epochs, validation=test,
               verbose=0)  # fmt: skip

@@ -85,9 +85,7 @@ np.testing.assert_allclose(flax_out, conv_out, atol=1e-5)
 # padding 1. Its patches are windows of 5 samples taken every 2 positions: a stride is just
 # a coarser grid of patches. Output length = (40 + 2 * 1 - 5) // 2 + 1 = 19.
 signal = jnp.asarray(jdl.data.as_arrays(jdl.data.load("mnist1d", split="train"))["x"][:8])
-cnn1d = jdl.nn.CNN(
-    features=(25, 25, 25), kernel_size=(5, 3, 3), strides=2, padding=1, ndim=1, num_outputs=10
-)
+cnn1d = jdl.nn.get_model("mnist1d_cnn")  # CNN(features=(25, 25, 25), kernel_size=(5, 3, 3), ...)
 vars1d = cnn1d.init(jax.random.key(1), signal, train=False)
 _, cap1d = cnn1d.apply(vars1d, signal, train=False, capture_intermediates=True)
 conv1d_out = cap1d["intermediates"]["Conv_0"]["__call__"][0]  # (8, 19, 25)

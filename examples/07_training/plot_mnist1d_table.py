@@ -54,21 +54,7 @@ ACCEPT = {"logistic": (31.0, 34.0), "mlp": (62.0, 70.0), "cnn": (91.0, 100.0), "
 
 def paper_models() -> dict[str, jdl.nn.MLP | jdl.nn.CNN | jdl.nn.RNNClassifier]:
     """The four baselines of the MNIST-1D paper, as jdl models."""
-    return {
-        "logistic": jdl.nn.MLP(widths=(), num_outputs=10),
-        "mlp": jdl.nn.MLP(widths=(100, 100), num_outputs=10),
-        "cnn": jdl.nn.CNN(
-            features=(25, 25, 25),
-            kernel_size=(5, 3, 3),
-            strides=2,
-            padding=1,
-            ndim=1,
-            num_outputs=10,
-        ),
-        "gru": jdl.nn.RNNClassifier(
-            num_outputs=10, cell="gru", hidden_size=6, bidirectional=True, readout="sequence"
-        ),
-    }
+    return {name: jdl.nn.get_model(f"mnist1d_{name}") for name in PAPER}
 
 
 class TestAccuracyEvery(jdl.train.callbacks.Callback):

@@ -7,6 +7,8 @@ makes BatchNorm use and update batch statistics (``mutable=["batch_stats"]``). C
 parameter dtypes are the ``dtype`` (default float32; ``None`` lets Flax infer it, with integer
 inputs cast to float32) and ``param_dtype`` fields. Each model names its output
 layer in the class attribute ``head_name`` (``"head"``, or ``"fc"`` for ResNets).
+:func:`get_model` builds every named model by name (``get_model("resnet50", num_outputs=10)``,
+``get_model("mnist1d_cnn")``); :func:`list_models` lists the names.
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -22,6 +24,7 @@ from jdl.nn.conv import CNN
 from jdl.nn.init import INITIALIZER_NAMES, get_initializer, normal, standard, uniform
 from jdl.nn.mlp import MLP
 from jdl.nn.recurrent import RNN_CELLS, RNNClassifier
+from jdl.nn.registry import get_model, list_models, register_model
 from jdl.nn.resnet import (
     BasicBlock,
     Bottleneck,
@@ -34,7 +37,7 @@ from jdl.nn.resnet import (
     resnet152,
 )
 from jdl.nn.utils import count_params
-from jdl.nn.vgg import VGG, VGG_CONFIGS, vgg11, vgg13, vgg16, vgg19
+from jdl.nn.vgg import VGG, VGG_CONFIGS, vgg11, vgg13, vgg16, vgg19, vgg_layer_plan
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -52,8 +55,11 @@ __all__ = [
     "count_params",
     "get_activation",
     "get_initializer",
+    "get_model",
     "identity",
+    "list_models",
     "normal",
+    "register_model",
     "resnet18",
     "resnet34",
     "resnet50",
@@ -65,4 +71,5 @@ __all__ = [
     "vgg13",
     "vgg16",
     "vgg19",
+    "vgg_layer_plan",
 ]

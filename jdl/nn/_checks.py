@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-
-def is_int(value: Any) -> bool:
-    """True for Python and NumPy integers, False for bools and everything else."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+from jdl._core.checks import is_int
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> None:

@@ -1,10 +1,64 @@
-"""Layer builders shared by the jdl models (private)."""
+"""Layer builders shared by the jdl models (private).
+
+The one home of the BatchNorm settings (``bn_momentum``, ``bn_epsilon``, ``bn_axis_name``,
+dtypes) every model forwards to :class:`flax.linen.BatchNorm`, of the bias-free conv and the
+zero-bias classifier of the ResNets, of the image-batch checks of the image models, and of
+the stage loop both ResNets run.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jdl.nn._checks import check_param_dim, rank_error, to_dtype
+from jdl.nn.init import get_initializer
+
+#: A partially applied module constructor (``functools.partial(nn.Conv, ...)``).
+ModuleDef = Callable[..., nn.Module]
+
+
+def pad(p: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Symmetric 2-D padding of ``p`` on each side, as PyTorch pads (never ``"SAME"``)."""
+    return ((p, p), (p, p))
+
+
+def batch_norm_def(
+    *,
+    momentum: float = 0.9,
+    epsilon: float = 1e-5,
+    axis_name: str | None = None,
+    dtype: Any = jnp.float32,
+    param_dtype: Any = jnp.float32,
+) -> ModuleDef:
+    """``partial(nn.BatchNorm, ...)`` with jdl's settings; call it with ``use_running_average``.
+
+    The defaults are PyTorch's: momentum 0.9 (PyTorch's 0.1) and epsilon 1e-5.
+    """
+    return partial(
+        nn.BatchNorm,
+        momentum=momentum,
+        epsilon=epsilon,
+        axis_name=axis_name,
+        dtype=dtype,
+        param_dtype=param_dtype,
+    )
+
+
+def batch_norm_of(owner: Any) -> ModuleDef:
+    """:func:`batch_norm_def` from a model's ``bn_*`` and dtype fields."""
+    return batch_norm_def(
+        momentum=owner.bn_momentum,
+        epsilon=owner.bn_epsilon,
+        axis_name=owner.bn_axis_name,
+        dtype=owner.dtype,
+        param_dtype=owner.param_dtype,
+    )
 
 
 def batch_norm(owner: Any, *, train: bool, name: str) -> nn.BatchNorm:
@@ -13,12 +67,85 @@ def batch_norm(owner: Any, *, train: bool, name: str) -> nn.BatchNorm:
     ``owner`` supplies ``bn_momentum``, ``bn_epsilon``, ``bn_axis_name``, ``dtype`` and
     ``param_dtype``; the layer uses batch statistics when ``train`` and running ones otherwise.
     """
-    return nn.BatchNorm(
-        use_running_average=not train,
-        momentum=owner.bn_momentum,
-        epsilon=owner.bn_epsilon,
-        axis_name=owner.bn_axis_name,
-        dtype=owner.dtype,
-        param_dtype=owner.param_dtype,
-        name=name,
+    return batch_norm_of(owner)(use_running_average=not train, name=name)
+
+
+def bias_free_conv(
+    kernel_init: str | float | Callable[..., jax.Array] = "he_fan_out",
+    dtype: Any = jnp.float32,
+    param_dtype: Any = jnp.float32,
+) -> ModuleDef:
+    """``partial(nn.Conv, use_bias=False, ...)``: the convs of the ResNets (a BatchNorm follows)."""
+    return partial(
+        nn.Conv,
+        use_bias=False,
+        kernel_init=get_initializer(kernel_init),
+        dtype=dtype,
+        param_dtype=param_dtype,
     )
+
+
+def image_batch(module: nn.Module, model: str, x: jax.Array, first_conv: str) -> jax.Array:
+    """Check and prepare an image batch: NHWC (a missing channel axis added), in ``dtype``.
+
+    Raises ``ValueError`` for a wrong rank, or (for an initialised ``module``) a channel count
+    other than the input channels of its conv ``first_conv``.
+    """
+    x = jnp.asarray(x)
+    shape = x.shape
+    if x.ndim == 3:
+        x = x[..., None]
+    elif x.ndim != 4:
+        raise rank_error(
+            model, "(batch, height, width, channels) or (batch, height, width)", x.shape
+        )
+    check_param_dim(
+        module,
+        (first_conv, "kernel"),
+        -2,
+        x.shape[-1],
+        lambda c: (
+            f"{model} expects images with {c} channels (shape (batch, height, width, {c})), "
+            f"got shape {tuple(shape)}"
+        ),
+    )
+    return to_dtype(x, module.dtype)
+
+
+def residual_stages(
+    x: jax.Array,
+    block_cls: type[nn.Module],
+    stage_sizes: Sequence[int],
+    width: int,
+    *,
+    train: bool,
+    **block_fields: Any,
+) -> jax.Array:
+    """Stages ``layer1``, ``layer2``, ... of residual blocks (call inside ``compact``).
+
+    Stage ``s`` (from 0) has ``stage_sizes[s]`` blocks ``layer{s+1}_{i}`` of ``width * 2^s``
+    features; the first block of every stage but the first has stride 2. ``block_fields``
+    (``conv``, ``norm``, ``shortcut``, ...) go to every block.
+    """
+    for s, num_blocks in enumerate(stage_sizes):
+        for i in range(num_blocks):
+            x = block_cls(
+                features=width * 2**s,
+                strides=2 if s > 0 and i == 0 else 1,
+                name=f"layer{s + 1}_{i}",
+                **block_fields,
+            )(x, train=train)
+    return x
+
+
+def pooled_head(module: nn.Module, x: jax.Array) -> jax.Array:
+    """Global average pooling, then the ResNets' ``fc``: ``fc_init`` kernel, zero bias."""
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(
+        module.num_outputs,
+        kernel_init=get_initializer(module.fc_init),
+        bias_init=nn.initializers.zeros,
+        dtype=module.dtype,
+        param_dtype=module.param_dtype,
+        name=type(module).head_name,
+    )(x)

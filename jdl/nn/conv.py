@@ -94,7 +94,8 @@ class CNN(nn.Module):
     ``BatchNorm_{L-1}`` (BatchNorm only with ``batch_norm=True``), ``Dense_0``, ...,
     ``Dense_{M-1}`` for the ``M = len(dense)`` hidden head layers, then ``head``.
 
-    The MNIST-1D paper's CNN (Greydanus 2020), 5,210 parameters on length-40 inputs::
+    The MNIST-1D paper's CNN (Greydanus 2020), 5,210 parameters on length-40 inputs,
+    ``jdl.nn.get_model("mnist1d_cnn")``::
 
         CNN(features=(25, 25, 25), kernel_size=(5, 3, 3), strides=2, padding=1, ndim=1,
             num_outputs=10)

@@ -59,9 +59,9 @@ class RNNClassifier(nn.Module):
     With ``readout="sequence"`` the head instead reads the whole output sequence of the last
     layer, flattened (``time * hidden`` features, ``2 * time * hidden`` when bidirectional;
     steps beyond ``lengths`` are zeroed): the MNIST-1D paper's GRU (Greydanus 2020) is
-    ``RNNClassifier(10, cell="gru", hidden_size=6, bidirectional=True, readout="sequence")``,
-    5,110 parameters on length-40 inputs (PyTorch's GRU has 5,134: it keeps a second bias
-    per gate). This readout fixes the sequence length.
+    ``RNNClassifier(10, cell="gru", hidden_size=6, bidirectional=True, readout="sequence")``
+    (``jdl.nn.get_model("mnist1d_gru")``), 5,110 parameters on length-40 inputs (PyTorch's
+    GRU has 5,134: it keeps a second bias per gate). This readout fixes the sequence length.
 
     Dropout (when ``dropout > 0`` and training) is applied to the output sequence of every
     layer but the last, and to the features entering the head.

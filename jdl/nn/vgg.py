@@ -15,14 +15,12 @@ from jdl.nn._checks import (
     check_positive_ints,
     check_rate,
     is_int,
-    rank_error,
-    to_dtype,
 )
-from jdl.nn._layers import batch_norm
+from jdl.nn._layers import batch_norm, image_batch, pad
 from jdl.nn.activations import get_activation
 from jdl.nn.init import get_initializer
 
-__all__ = ["VGG", "VGG_CONFIGS", "vgg11", "vgg13", "vgg16", "vgg19"]
+__all__ = ["VGG", "VGG_CONFIGS", "vgg11", "vgg13", "vgg16", "vgg19", "vgg_layer_plan"]
 
 #: Conv widths per configuration; ``"M"`` is a 2x2 max-pool with stride 2 (Table 1 of the paper).
 VGG_CONFIGS: dict[str, tuple[int | str, ...]] = {
@@ -64,6 +62,46 @@ def _resolve_config(config: str | Sequence[int | str]) -> tuple[int | str, ...]:
     return entries
 
 
+def vgg_layer_plan(config: str | Sequence[int | str]) -> tuple[tuple[str, int | None], ...]:
+    """The layers of a VGG configuration in forward order, as ``(name, conv_width)`` pairs.
+
+    The one place that names VGG layers (:class:`VGG` builds from it; the Keras loader maps
+    onto it): ``block{b}_conv{c}`` for conv ``c`` of block ``b`` (both from 1), with its
+    width, and ``block{b}_pool`` (width ``None``) for the max-pool that ends block ``b`` —
+    Keras' ``VGG16`` layer names. With BatchNorm, conv ``block{b}_conv{c}`` is followed by
+    ``block{b}_bn{c}``.
+
+    Args:
+      config: a :class:`VGG` ``config``: a name (``"vgg16"``, the paper's ``"D"``, ...) or a
+        sequence of conv widths and ``"M"`` (max-pool).
+
+    Returns:
+      A tuple of ``(name, width)``; ``width`` is ``None`` for a pool.
+
+    Raises:
+      ValueError: an unknown name or an invalid sequence.
+
+    Example:
+      >>> for layer in vgg_layer_plan((64, "M", 128, 128, "M")):
+      ...     print(layer)
+      ('block1_conv1', 64)
+      ('block1_pool', None)
+      ('block2_conv1', 128)
+      ('block2_conv2', 128)
+      ('block2_pool', None)
+    """
+    plan: list[tuple[str, int | None]] = []
+    block, conv = 1, 0
+    for entry in _resolve_config(config):
+        if entry == "M":
+            plan.append((f"block{block}_pool", None))
+            block, conv = block + 1, 0
+        else:
+            conv += 1
+            plan.append((f"block{block}_conv{conv}", int(entry)))
+    return tuple(plan)
+
+
 class VGG(nn.Module):
     """A VGG network: 3x3 conv blocks separated by max-pools, then a dense classifier.
 
@@ -83,8 +121,8 @@ class VGG(nn.Module):
 
     Parameter names, in forward order: ``block{b}_conv{c}`` (and ``block{b}_bn{c}`` with
     BatchNorm) for conv ``c`` of block ``b`` (both from 1; blocks end at each ``"M"``, as in
-    Keras' ``block1_conv1``), ``fc1``, ``fc2``, ... for the classifier's hidden layers, and
-    ``head`` for the output layer.
+    Keras' ``block1_conv1``; :func:`vgg_layer_plan` lists them), ``fc1``, ``fc2``, ... for the
+    classifier's hidden layers, and ``head`` for the output layer.
 
     Attributes:
       config: a name (``"vgg11"``, ``"vgg13"``, ``"vgg16"``, ``"vgg19"``, or the paper's
@@ -165,53 +203,34 @@ class VGG(nn.Module):
           ValueError: for a wrong input rank, an image too small for the pools, or (for an
             initialised model) a channel count or flattened size other than the model's.
         """
-        x = jnp.asarray(x)
-        input_shape = x.shape
-        if x.ndim == 3:
-            x = x[..., None]
-        elif x.ndim != 4:
-            raise rank_error(
-                "VGG", "(batch, height, width, channels) or (batch, height, width)", x.shape
-            )
-        x = to_dtype(x, self.dtype)
-        check_param_dim(
-            self,
-            ("block1_conv1", "kernel"),
-            -2,
-            x.shape[-1],
-            lambda c: (
-                f"VGG expects images with {c} channels (shape (batch, height, width, {c})), "
-                f"got shape {tuple(input_shape)}"
-            ),
-        )
+        input_shape = jnp.shape(x)
+        x = image_batch(self, "VGG", x, "block1_conv1")
         act = get_activation(self.activation)
         kinit = get_initializer(self.kernel_init)
         binit = get_initializer(self.bias_init)
-        block, conv = 1, 0
-        for entry in _resolve_config(self.config):
-            if entry == "M":
+        for name, width in vgg_layer_plan(self.config):
+            if width is None:
                 if x.shape[1] < 2 or x.shape[2] < 2:
+                    block = name.removesuffix("_pool").removeprefix("block")
                     raise ValueError(
                         f"VGG input of shape {tuple(input_shape)} is too small: block {block} "
                         f"ends with spatial shape {x.shape[1:3]}, which a 2x2 max-pool cannot "
                         "reduce"
                     )
                 x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
-                block, conv = block + 1, 0
                 continue
-            conv += 1
             x = nn.Conv(
-                entry,
+                width,
                 (3, 3),
-                padding=((1, 1), (1, 1)),
+                padding=pad(1),
                 kernel_init=kinit,
                 bias_init=binit,
                 dtype=self.dtype,
                 param_dtype=self.param_dtype,
-                name=f"block{block}_conv{conv}",
+                name=name,
             )(x)
             if self.batch_norm:
-                x = batch_norm(self, train=train, name=f"block{block}_bn{conv}")(x)
+                x = batch_norm(self, train=train, name=name.replace("_conv", "_bn"))(x)
             x = act(x)
 
         h = x.reshape(x.shape[0], -1)

@@ -9,7 +9,9 @@ verification, and repurpose a trained network: replace its head, freeze its back
 - :func:`from_keras`: Keras ``VGG16`` / ``VGG19`` and ``ResNet50`` (also 101 / 152)
   ``.h5`` / ``.weights.h5`` files.
 - :func:`save` / :func:`load_jdl`: jdl's format (safetensors + the model config).
-- :func:`load`: a registered name (:func:`available`) or any of the above files.
+- :func:`load`: a registered name (:func:`available`; its model is built by name with
+  :func:`jdl.nn.get_model`) or any of the above files; ``num_outputs=k`` replaces a head of
+  another size with a fresh one, as timm does.
 - :func:`replace_head`, :func:`freeze`, :class:`FreezeBatchNorm`, :func:`finetune_state`.
 - :mod:`jdl.pretrained.preprocess`: inputs prepared as each source expects.
 
@@ -26,9 +28,10 @@ Example:
   >>> tx = pretrained.freeze(optax.adam(1e-3), ["head"])  # train the new head only
 """
 
+from jdl._core.tree import flatten, unflatten
 from jdl.pretrained import hub, preprocess
 from jdl.pretrained._result import Pretrained
-from jdl.pretrained._tree import LoadReport, flatten, unflatten
+from jdl.pretrained._tree import LoadReport
 from jdl.pretrained.errors import ChecksumError, WeightFileError, WeightMismatchError
 from jdl.pretrained.hub import HubEntry, available, download, register
 from jdl.pretrained.jdl_format import load_jdl, save

@@ -13,7 +13,8 @@ publisher gives, a prefix of at least 8: torchvision publishes the first 8 hex d
 SHA-256 in each file name and checks only those) or, for Keras applications files, the
 ``md5`` Keras publishes and checks. Register your own files with full SHA-256 hashes.
 
-The cache folder is ``$JDL_PRETRAINED_DIR``, else ``$XDG_CACHE_HOME/jdl/pretrained``, else
+The cache folder is ``$JDL_PRETRAINED_DIR``, else ``$XDG_CACHE_HOME/jdl/pretrained`` (an
+absolute ``XDG_CACHE_HOME`` only: the XDG spec says to ignore a relative one), else
 ``~/.cache/jdl/pretrained``.
 """
 
@@ -28,13 +29,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from jdl.pretrained import _files
+from jdl._core.cache import cache_dir as _cache_dir
+from jdl._core.files import atomic_path
 from jdl.pretrained.errors import ChecksumError, WeightFileError
+from jdl.pretrained.keras_resnet import KERAS_BN_EPSILON
 from jdl.pretrained.preprocess import KERAS_CAFFE, TORCHVISION
 
 __all__ = ["REGISTRY", "HubEntry", "available", "cache_dir", "download", "file_digest", "register"]
 
 _CHUNK = 1 << 20
+#: Environment variable that overrides the download cache folder.
+_ENV_VAR = "JDL_PRETRAINED_DIR"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +61,11 @@ class HubEntry:
       preprocessing: the full preprocessing recipe (see :mod:`jdl.pretrained.preprocess`).
       needs_torch: the file is pickle-based; reading it needs torch (``weights_only=True``).
       description: one line for humans.
+      arch: the :func:`jdl.nn.get_model` name of the model the weights are for (e.g.
+        ``"resnet50"``); :func:`jdl.pretrained.load` builds it by this name. ``None``: the
+        model the file describes.
+      arch_overrides: fields :func:`jdl.nn.get_model` sets on top of ``arch``'s defaults and
+        ``num_outputs=num_classes`` (e.g. Keras' ResNet v1 settings).
     """
 
     name: str
@@ -72,6 +82,8 @@ class HubEntry:
     preprocessing: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(TORCHVISION))
     needs_torch: bool = False
     description: str = ""
+    arch: str | None = None
+    arch_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.format not in ("torchvision", "timm", "keras", "jdl"):
@@ -87,6 +99,29 @@ class HubEntry:
             )
         if self.md5 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", self.md5):
             raise ValueError(f"HubEntry {self.name!r}: md5 must be 32 hex digits")
+        if self.arch is not None:
+            from jdl.nn.registry import list_models
+
+            if self.arch not in list_models():
+                raise ValueError(
+                    f"HubEntry {self.name!r}: arch {self.arch!r} is not a jdl.nn.get_model name "
+                    "(see jdl.nn.list_models())"
+                )
+
+    def build_model(self, **overrides: Any) -> Any:
+        """The model the weights are for: ``jdl.nn.get_model(arch, num_outputs=num_classes, ...)``.
+
+        ``overrides`` come on top of :attr:`arch_overrides`.
+
+        Raises:
+          ValueError: the entry has no ``arch``.
+        """
+        if self.arch is None:
+            raise ValueError(f"HubEntry {self.name!r} has no arch to build a model from")
+        from jdl.nn.registry import get_model
+
+        settings = {"num_outputs": self.num_classes, **self.arch_overrides, **overrides}
+        return get_model(self.arch, **settings)
 
     @property
     def cache_name(self) -> str:
@@ -110,6 +145,7 @@ class HubEntry:
 def _torchvision(arch: str, digest: str, top1: float) -> HubEntry:
     return HubEntry(
         name=f"{arch}.tv_in1k",
+        arch=arch,
         url=f"https://download.pytorch.org/models/{arch}-{digest}.pth",
         format="torchvision",
         sha256=digest,
@@ -118,10 +154,14 @@ def _torchvision(arch: str, digest: str, top1: float) -> HubEntry:
     )
 
 
-def _keras(arch: str, md5: str, title: str, folder: str | None = None) -> HubEntry:
+def _keras(
+    arch: str, md5: str, title: str, folder: str | None = None, **overrides: Any
+) -> HubEntry:
     """A Keras applications file; ``md5`` is the ``file_hash`` Keras' own source checks."""
     return HubEntry(
         name=f"{arch}.keras_in1k",
+        arch=arch,
+        arch_overrides=overrides,
         url=(
             "https://storage.googleapis.com/tensorflow/keras-applications/"
             f"{folder or arch}/{arch}_weights_tf_dim_ordering_tf_kernels.h5"
@@ -145,10 +185,18 @@ REGISTRY: dict[str, HubEntry] = {
         _torchvision("resnet50", "0676ba61", 76.130),
         _torchvision("resnet101", "63fe2227", 77.374),
         _torchvision("resnet152", "394f9c45", 78.312),
-        _keras("vgg16", "64373286793e3c8b2b4e3219cbf3544b", "VGG16"),
-        _keras("vgg19", "cbe5617147190e668d6c5d5026f83318", "VGG19"),
+        # Keras' VGGs have no dropout; its ResNets are v1 with BatchNorm epsilon 1.001e-5.
+        _keras("vgg16", "64373286793e3c8b2b4e3219cbf3544b", "VGG16", dropout=0.0),
+        _keras("vgg19", "cbe5617147190e668d6c5d5026f83318", "VGG19", dropout=0.0),
         # keras/src/applications/resnet.py, WEIGHTS_HASHES["resnet50"][0] (with top).
-        _keras("resnet50", "2cb95161c43110f7111970584f804107", "ResNet50 (v1)", "resnet"),
+        _keras(
+            "resnet50",
+            "2cb95161c43110f7111970584f804107",
+            "ResNet50 (v1)",
+            "resnet",
+            stride_in_1x1=True,
+            bn_epsilon=KERAS_BN_EPSILON,
+        ),
     )
 }
 
@@ -172,10 +220,7 @@ def available() -> list[str]:
 
 def cache_dir() -> Path:
     """The download cache folder (see the module docstring)."""
-    if os.environ.get("JDL_PRETRAINED_DIR"):
-        return Path(os.environ["JDL_PRETRAINED_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "jdl" / "pretrained"
+    return _cache_dir("pretrained", _ENV_VAR)
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
@@ -260,7 +305,7 @@ def download(
             return final
         final.unlink()  # stale or tampered: fetch it again
     origin = os.fspath(source) if source is not None else entry.url
-    with _files.atomic_path(final) as tmp:
+    with atomic_path(final) as tmp:
         digests = _fetch(origin, tmp, timeout)
         if not _matches(entry, digests):
             raise ChecksumError(
@@ -270,11 +315,3 @@ def download(
                 "file or a wrong mirror) and try again."
             )
     return final
-
-
-def copy_into_cache(path: str | os.PathLike, entry: HubEntry | str, **kwargs: Any) -> Path:
-    """Put a file you already have (e.g. copied from another machine) into the cache.
-
-    Same as ``download(entry, source=path)``: the checksum is verified first.
-    """
-    return download(entry, source=os.fspath(path), **kwargs)

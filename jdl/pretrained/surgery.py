@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jdl.train.state import TrainState
+from jdl._core.tree import SEP, leaf_paths, path_str
+from jdl.train.state import TrainState, state_from_variables
 
 __all__ = [
     "FreezeBatchNorm",
@@ -57,19 +58,15 @@ def is_trainable(path: str, trainable: str | Sequence[str]) -> bool:
       >>> is_trainable("layer3_0/conv1/kernel", ["layer4*"])
       False
     """
-    parts = path.split("/")
-    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    parts = path.split(SEP)
+    prefixes = [SEP.join(parts[: i + 1]) for i in range(len(parts))]
     return any(fnmatch.fnmatchcase(p, pat) for pat in _patterns(trainable) for p in prefixes)
-
-
-def _path_str(path: tuple[Any, ...]) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
 
 
 def trainable_mask(params: Any, trainable: str | Sequence[str]) -> Any:
     """A tree like ``params`` with ``"train"`` / ``"freeze"`` labels (see :func:`freeze`)."""
     return jax.tree_util.tree_map_with_path(
-        lambda p, _: "train" if is_trainable(_path_str(p), trainable) else "freeze", params
+        lambda p, _: "train" if is_trainable(path_str(p), trainable) else "freeze", params
     )
 
 
@@ -110,17 +107,13 @@ def freeze(
     def labels(params: Any) -> Any:
         mask = trainable_mask(params, patterns)
         if "train" not in jax.tree_util.tree_leaves(mask):
-            names = sorted({_path_str(p).split("/")[0] for p, _ in _leaves_with_path(params)})
+            names = sorted({path.split(SEP)[0] for path in leaf_paths(params)})
             raise ValueError(
                 f"freeze: {list(patterns)} names no parameter; top-level modules are {names}"
             )
         return mask
 
     return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, labels)
-
-
-def _leaves_with_path(tree: Any) -> list[tuple[Any, Any]]:
-    return jax.tree_util.tree_flatten_with_path(tree)[0]
 
 
 class FreezeBatchNorm(nn.Module):
@@ -174,7 +167,7 @@ class FreezeBatchNorm(nn.Module):
                 and isinstance(module, nn.BatchNorm)
                 and not module.use_running_average
                 and context.method_name == "__call__"
-                and not is_trainable("/".join(module.path), trainable)
+                and not is_trainable(SEP.join(module.path), trainable)
             ):
                 # The same layer, unbound, in inference mode, on this layer's variables.
                 inference = module.clone(parent=None, use_running_average=True)
@@ -281,7 +274,8 @@ def finetune_state(
 ) -> TrainState:
     """A :class:`~jdl.train.TrainState` that starts from given (pretrained) variables.
 
-    Use it with :func:`jdl.train.train_step` / :func:`jdl.train.parallelize` to fine-tune.
+    :func:`jdl.train.state_from_variables` with the arguments in this module's order. Use
+    it with :func:`jdl.train.train_step` / :func:`jdl.train.parallelize` to fine-tune.
     The arrays are copied, so ``variables`` stays valid after steps that donate the state.
 
     Args:
@@ -290,17 +284,6 @@ def finetune_state(
       optimizer: e.g. ``freeze(optax.adam(1e-3), ["head"])``.
       seed: seed of the dropout key.
     """
-    # Copies: jdl's compiled steps donate the state's buffers, ``variables`` stays usable.
-    copy = lambda a: jnp.array(a, copy=True)  # noqa: E731
-    params = jax.tree_util.tree_map(copy, dict(variables["params"]))
-    batch_stats = jax.tree_util.tree_map(copy, dict(variables.get("batch_stats", {})))
-    key = jax.random.key_data(jax.random.key(seed))
-    return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        batch_stats=batch_stats,
-        opt_state=optimizer.init(params),
-        rng=key,
-        model=model,
-        tx=optimizer,
-    )
+    given = {"params": dict(variables["params"])}
+    given["batch_stats"] = dict(variables.get("batch_stats", {}))
+    return state_from_variables(model, optimizer, given, seed)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jdl.nn import CNN, count_params
+from jdl.nn import CNN, count_params, get_model
 
 from ._helpers import capture, random_variables, run, shapes_of, train_fn, variable_shapes
 
@@ -17,15 +17,7 @@ def x_of(shape, seed=1):
 
 
 def mnist1d_cnn(**kwargs):
-    return CNN(
-        features=(25, 25, 25),
-        kernel_size=(5, 3, 3),
-        strides=2,
-        padding=1,
-        ndim=1,
-        num_outputs=10,
-        **kwargs,
-    )
+    return get_model("mnist1d_cnn", **kwargs)
 
 
 def test_mnist1d_paper_cnn_has_5210_parameters():

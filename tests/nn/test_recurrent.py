@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jdl.nn import RNNClassifier, count_params
+from jdl.nn import RNNClassifier, count_params, get_model
 
 from ._helpers import random_variables, run, shapes_of, train_fn, variable_shapes
 
@@ -187,9 +187,7 @@ def test_errors():
 
 def test_sequence_readout_is_the_papers_gru_and_reads_every_step():
     # Greydanus (2020): bidirectional GRU, 6 units, a linear head on all 40 outputs.
-    model = RNNClassifier(
-        num_outputs=10, cell="gru", hidden_size=6, bidirectional=True, readout="sequence"
-    )
+    model = get_model("mnist1d_gru")
     shapes = variable_shapes(model, jnp.ones((1, 40)))
     assert shapes_of(shapes["params"]["head"]) == {"kernel": (480, 10), "bias": (10,)}
     assert count_params(shapes) == 2 * (3 * (6 + 6) + 3 * 36 + 6) + 480 * 10 + 10 == 5110

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jdl import nn
+from jdl.data import from_arrays
 
 
 @pytest.fixture
@@ -53,17 +54,9 @@ def state_dict():
     return torch_state_dict()
 
 
-class Arrays:
-    """A random-access source over arrays."""
-
-    def __init__(self, x, y):
-        self.x, self.y = np.asarray(x, np.float32), np.asarray(y, np.int32)
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "y": self.y[i]}
+def arrays(x, y):
+    """A random-access source over arrays: float32 inputs, int32 labels."""
+    return from_arrays(np.asarray(x, np.float32), np.asarray(y, np.int32))
 
 
 def random_variables(model, input_shape, seed=0):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jdl import nn, pretrained
+from jdl.pretrained._keras_h5 import layer_kind
 
 CONFIG = (4, "M", 8, "M")  # two blocks: 8x8 inputs -> 2x2x8 = 32 features
 
@@ -117,7 +118,7 @@ def test_read_keras_weights_orders_keras3_layers_numerically(tmp_path):
     ]
     write_keras3(path, layers)
     read = pretrained.read_keras_weights(path)
-    from jdl.pretrained.keras import _positional
+    from jdl.pretrained.keras_vgg import _positional
 
     convs, _ = _positional(read)
     assert [float(read[c][0][1][0, 0, 0, 0]) for c in convs] == list(range(12))  # conv2d_10 last
@@ -427,7 +428,7 @@ def test_full_resnet50_layers_map_onto_jdl_resnet50_exactly(tmp_path):
     positional = {}
     counts: dict[str, int] = {}
     for weights in layers.values():
-        kind = pretrained.keras._kind(weights) if weights else None
+        kind = layer_kind(weights) if weights else None
         if kind:
             n = counts.get(kind, 0)
             counts[kind] = n + 1

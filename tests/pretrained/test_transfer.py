@@ -14,18 +14,11 @@ import optax
 import jdl
 from jdl import nn, pretrained
 
-from .conftest import Arrays
+from .conftest import arrays
 
 
 def cnn(num_outputs):
-    return nn.CNN(
-        features=(25, 25, 25),
-        kernel_size=(5, 3, 3),
-        strides=2,
-        padding=1,
-        ndim=1,
-        num_outputs=num_outputs,
-    )
+    return nn.get_model("mnist1d_cnn", num_outputs=num_outputs)
 
 
 def test_pretrained_features_beat_scratch_and_random_features(tmp_path):
@@ -36,13 +29,13 @@ def test_pretrained_features_beat_scratch_and_random_features(tmp_path):
     few = np.concatenate(
         [rng.choice(np.flatnonzero(train["y"] == c), 50, replace=False) for c in range(5, 10)]
     )
-    b_train = Arrays(train["x"][few], train["y"][few] - 5)
+    b_train = arrays(train["x"][few], train["y"][few] - 5)
     b = test["y"] >= 5
-    b_test = Arrays(test["x"][b], test["y"][b] - 5)
+    b_test = arrays(test["x"][b], test["y"][b] - 5)
 
     history = jdl.fit(
         cnn(5),
-        Arrays(train["x"][a], train["y"][a]),
+        arrays(train["x"][a], train["y"][a]),
         batch_size=100,
         optimizer=optax.adam(1e-2),
         loss="cross_entropy",
