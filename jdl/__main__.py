@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from jdl._core.files import atomic_path, atomic_write_text
+
 __all__ = ["MODELS", "build_model", "main"]
 
 
@@ -35,10 +37,7 @@ def _mnist1d_cnn(x_shape, n):
     import jdl
 
     if len(x_shape) == 1 or (len(x_shape) == 2 and x_shape[-1] <= 4):
-        return jdl.nn.CNN(
-            features=(25, 25, 25), kernel_size=(5, 3, 3), strides=2, padding=1, ndim=1,
-            num_outputs=n,
-        )  # fmt: skip
+        return jdl.nn.get_model("mnist1d_cnn", num_outputs=n)
     return jdl.nn.CNN(
         features=(32, 64), kernel_size=3, pool="max", dense=(128,), ndim=2, num_outputs=n
     )
@@ -53,25 +52,23 @@ def _recurrent(cell: str) -> Callable[[tuple[int, ...], int], Any]:
                 f"Model '{cell}' reads sequences: inputs of shape (time,) or (time, features) "
                 f"per example; this dataset's inputs have shape {tuple(x_shape)}."
             )
-        return jdl.nn.RNNClassifier(
-            num_outputs=n, cell=cell, hidden_size=6, bidirectional=True, readout="sequence"
-        )
+        return jdl.nn.get_model("mnist1d_gru", num_outputs=n, cell=cell)
 
     return build
 
 
-def _mlp(widths):
+def _registered(name: str) -> Callable[[tuple[int, ...], int], Any]:
     def build(x_shape, n):
         import jdl
 
-        return jdl.nn.MLP(widths=widths, num_outputs=n)
+        return jdl.nn.get_model(name, num_outputs=n)
 
     return build
 
 
 MODELS: dict[str, Callable[[tuple[int, ...], int], Any]] = {
-    "logistic": _mlp(()),
-    "mlp": _mlp((100, 100)),
+    "logistic": _registered("mnist1d_logistic"),
+    "mlp": _registered("mnist1d_mlp"),
     "cnn": _mnist1d_cnn,
     "gru": _recurrent("gru"),
     "lstm": _recurrent("lstm"),
@@ -79,10 +76,12 @@ MODELS: dict[str, Callable[[tuple[int, ...], int], Any]] = {
 }
 """Model names of ``python -m jdl train --model`` -> builder ``(x_shape, num_outputs)``.
 
-``logistic``: one linear layer; ``mlp``: two ReLU layers of 100 units; ``cnn``: the
-MNIST-1D paper's 1-D CNN for sequences, a small 2-D CNN (32 and 64 channels, max
-pooling, a 128-unit dense layer) for images; ``gru`` / ``lstm`` / ``rnn``: the paper's
-bidirectional recurrent classifier (6 units per direction, head on every step)."""
+The MNIST-1D paper's models, from :func:`jdl.nn.get_model`: ``logistic``
+(``"mnist1d_logistic"``, one linear layer); ``mlp`` (``"mnist1d_mlp"``, two ReLU layers of
+100 units); ``cnn``: ``"mnist1d_cnn"`` (the 1-D CNN) for sequences, a small 2-D CNN (32 and
+64 channels, max pooling, a 128-unit dense layer) for images; ``gru`` / ``lstm`` / ``rnn``:
+``"mnist1d_gru"`` with that cell (bidirectional, 6 units per direction, head on every
+step)."""
 
 
 def build_model(name: str, x_shape: Sequence[int], num_outputs: int):
@@ -290,9 +289,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _plot(history, path: Path, title: str) -> None:
@@ -304,10 +301,11 @@ def _plot(history, path: Path, title: str) -> None:
     fig = history.plot()
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,19 +34,6 @@ train = jdl.data.as_arrays(jdl.data.load("digits", split="train"))
 test = jdl.data.as_arrays(jdl.data.load("digits", split="test"))
 
 
-class Arrays:
-    """A random-access data source over arrays: what :func:`jdl.fit` needs."""
-
-    def __init__(self, x, y):
-        self.x, self.y = np.asarray(x), np.asarray(y)
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "y": self.y[i]}
-
-
 is_zero_train = (train["y"] == 0).astype(np.float32)
 is_zero_test = (test["y"] == 0).astype(np.float32)
 print(f"zeros: {is_zero_train.mean():.1%} of the training set")
@@ -62,12 +49,12 @@ print(
 binary_model = jdl.nn.MLP(widths=(32,), num_outputs=1)
 history = jdl.fit(
     binary_model,
-    Arrays(train["x"], is_zero_train),
+    (train["x"], is_zero_train),
     batch_size=64,
     optimizer=optax.adam(1e-3),
     loss="binary_cross_entropy",
     epochs=10,
-    validation=Arrays(test["x"], is_zero_test),
+    validation=(test["x"], is_zero_test),
     verbose=0,
 )
 print(
@@ -114,7 +101,7 @@ fig.tight_layout()
 # starts near :math:`\ln 10 \approx 2.303` — a quick sanity check for any classifier.
 model = jdl.nn.MLP(widths=(64,), num_outputs=10)
 initial = jdl.train.create_state(model, optax.adam(1e-3), {"x": train["x"][:1]}, seed=0)
-start = jdl.evaluate(model, initial.variables, Arrays(test["x"], test["y"]))
+start = jdl.evaluate(model, initial.variables, (test["x"], test["y"]))
 print(
     f"loss at initialisation {start['loss']:.3f} (ln 10 = {np.log(10):.3f}), "
     f"accuracy {start['accuracy']:.1%}"
@@ -122,12 +109,12 @@ print(
 
 history = jdl.fit(
     model,
-    Arrays(train["x"], train["y"]),
+    (train["x"], train["y"]),
     batch_size=64,
     optimizer=optax.adam(1e-3),
     loss="cross_entropy",
     epochs=15,
-    validation=Arrays(test["x"], test["y"]),
+    validation=(test["x"], test["y"]),
     verbose=0,
 )
 print(
@@ -171,7 +158,7 @@ for loss_name in ("mse", "mae"):
     line = jdl.nn.MLP(widths=(), num_outputs=1)  # a single linear layer: w x + b
     h = jdl.fit(
         line,
-        Arrays(x_line, y_line),
+        (x_line, y_line),
         batch_size=200,
         optimizer=optax.adam(5e-2),
         loss=loss_name,

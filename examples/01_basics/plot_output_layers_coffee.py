@@ -30,19 +30,6 @@ hours_grid = np.linspace(0, 24, 481)
 truth = jdl.data.coffee_demand(hours_grid)
 
 
-class Arrays:
-    """A random-access data source over arrays: what :func:`jdl.fit` needs."""
-
-    def __init__(self, x, y):
-        self.x, self.y = np.asarray(x, np.float32), np.asarray(y, np.float32)
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "y": self.y[i]}
-
-
 def to_input(hours):
     """Hours -> the network input: hours centred on noon, in units of 3 hours."""
     return ((np.asarray(hours, np.float32) - 12.0) / 3.0)[:, None]
@@ -57,7 +44,7 @@ def fit(model, y, steps=3000, lr=2e-2, seed=0):
     """Full-batch Adam on the training set; returns the history."""
     return jdl.fit(
         model,
-        Arrays(train_x, y),
+        (train_x, np.asarray(y, np.float32)),  # an (x, y) pair of arrays, as in Keras
         batch_size=len(train_x),
         optimizer=optax.adam(lr),
         loss="mse",
@@ -149,7 +136,7 @@ fits = {}
 for n in widths:
     model = jdl.nn.MLP(widths=(n,), num_outputs=1, activation="sigmoid")
     history = fit(model, train["y"], steps=4000)
-    test_mse = jdl.evaluate(model, history.variables, Arrays(test_x, test["y"]), loss="mse")
+    test_mse = jdl.evaluate(model, history.variables, (test_x, test["y"]), loss="mse")
     fits[n] = predict(model, history, hours_grid), test_mse["loss"]
     print(
         f"{n:2d} sigmoid units: {jdl.nn.count_params(history.variables):3d} parameters, "
@@ -187,7 +174,7 @@ for name, hidden_widths in shapes.items():
     for seed in range(2):  # two seeds: small nets depend on their initialisation
         model = jdl.nn.MLP(widths=hidden_widths, num_outputs=1, activation="relu")
         history = fit(model, train["y"], steps=2000, lr=1e-2, seed=seed)
-        mse = jdl.evaluate(model, history.variables, Arrays(test_x, test["y"]), loss="mse")
+        mse = jdl.evaluate(model, history.variables, (test_x, test["y"]), loss="mse")
         results.append((mse["loss"], seed, model, history))
     results.sort(key=lambda r: r[0])
     best_mse, _, model, history = results[0]

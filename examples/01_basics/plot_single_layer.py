@@ -75,22 +75,9 @@ hours = 24 * data["x"][:, 0]
 order = np.argsort(hours)
 
 
-class Arrays:
-    """A random-access data source over arrays: what :func:`jdl.fit` needs."""
-
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "y": self.y[i]}
-
-
 # The input is the hour centred on noon, in units of 3 hours (about -4 to 4).
 inputs = ((hours - 12.0) / 3.0)[:, None].astype(np.float32)
-train = Arrays(inputs, data["y"])
+train = jdl.data.from_arrays(inputs, data["y"])  # a data source over two arrays
 
 
 def fit_curve(activation: str, steps: int = 1500):

@@ -17,7 +17,8 @@ the paper (MLP 68 %, CNN 94 % best test accuracy there).
 # %%
 # Data, and its shuffled twin
 # ---------------------------
-# ``permutation`` is drawn once (seed 0) and applied to the feature axis of both splits.
+# ``permutation`` is drawn once (seed 0) and applied to the feature axis of both splits;
+# :func:`jdl.data.from_arrays` turns the arrays back into sources for ``jdl.fit``.
 import os
 import time
 
@@ -32,27 +33,17 @@ FULL = os.environ.get("JDL_DOCS_FULL") == "1"
 EPOCHS = 150 if FULL else 25  # 40 steps per epoch at batch 100
 
 
-class ArraySource:
-    """A random-access source of {"x", "y"} examples over two arrays (what jdl.fit reads)."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray):
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        return {"x": self.x[i], "y": self.y[i]}
-
-
 train = jdl.data.as_arrays(jdl.data.load("mnist1d", split="train"))
 test = jdl.data.as_arrays(jdl.data.load("mnist1d", split="test"))
 permutation = np.random.default_rng(0).permutation(train["x"].shape[1])
 datasets = {
-    "original": (ArraySource(train["x"], train["y"]), ArraySource(test["x"], test["y"])),
+    "original": (
+        jdl.data.from_arrays(train["x"], train["y"]),
+        jdl.data.from_arrays(test["x"], test["y"]),
+    ),
     "shuffled": (
-        ArraySource(train["x"][:, permutation], train["y"]),
-        ArraySource(test["x"][:, permutation], test["y"]),
+        jdl.data.from_arrays(train["x"][:, permutation], train["y"]),
+        jdl.data.from_arrays(test["x"][:, permutation], test["y"]),
     ),
 }
 print("train", train["x"].shape, "test", test["x"].shape, "; permutation[:10] =", permutation[:10])
@@ -76,13 +67,8 @@ fig.tight_layout()
 # ----------
 # The MNIST-1D paper's models: an MLP with two hidden layers of 100 ReLUs, and a CNN of
 # three conv layers of 25 channels (kernel 5 then 3, stride 2, padding 1) followed by a
-# dense head on the flattened feature map.
-models = {
-    "MLP": jdl.nn.MLP(widths=(100, 100), num_outputs=10),
-    "CNN": jdl.nn.CNN(
-        features=(25, 25, 25), kernel_size=(5, 3, 3), strides=2, padding=1, ndim=1, num_outputs=10
-    ),
-}
+# dense head on the flattened feature map. :func:`jdl.nn.get_model` knows both by name.
+models = {"MLP": jdl.nn.get_model("mnist1d_mlp"), "CNN": jdl.nn.get_model("mnist1d_cnn")}
 sample = jnp.zeros((1, 40))
 for name, model in models.items():
     count = jdl.nn.count_params(model.init(jax.random.key(0), sample, train=False))

@@ -25,23 +25,10 @@ import numpy as np
 
 import jdl
 
-
-class ArraySource:
-    """A random-access source of {"x", "y"} examples over two arrays (what jdl.fit reads)."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray):
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        return {"x": self.x[i], "y": self.y[i]}
-
-
 full = jdl.data.as_arrays(jdl.data.load("mnist1d", split="train"))
 subset = np.random.default_rng(0).permutation(len(full["y"]))[:400]
-train = ArraySource(full["x"][subset], full["y"][subset])
+# jdl.data.from_arrays: a source over arrays, which jdl.fit reads like a loaded split.
+train = jdl.data.from_arrays(full["x"][subset], full["y"][subset])
 validation = jdl.data.load("mnist1d", split="test")
 
 settings = {

@@ -45,22 +45,9 @@ train = jdl.data.as_arrays(jdl.data.load("mnist1d", split="train"))
 test = jdl.data.as_arrays(jdl.data.load("mnist1d", split="test"))
 
 
-class Arrays:
-    """A random-access source over in-memory arrays (what ``jdl.fit`` consumes)."""
-
-    def __init__(self, x, y):
-        self.x, self.y = np.asarray(x, np.float32), np.asarray(y, np.int32)
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "y": self.y[i]}
-
-
 def task(arrays, classes):
     keep = np.isin(arrays["y"], classes)
-    return Arrays(arrays["x"][keep], arrays["y"][keep] - min(classes))
+    return jdl.data.from_arrays(arrays["x"][keep], arrays["y"][keep] - min(classes))
 
 
 task_a_train, task_a_test = task(train, range(5)), task(test, range(5))
@@ -68,7 +55,7 @@ rng = np.random.default_rng(0)
 few = np.concatenate(
     [rng.choice(np.flatnonzero(train["y"] == c), 50, replace=False) for c in range(5, 10)]
 )
-task_b_train = Arrays(train["x"][few], train["y"][few] - 5)
+task_b_train = jdl.data.from_arrays(train["x"][few], train["y"][few] - 5)
 task_b_test = task(test, range(5, 10))
 print(
     f"task A: {len(task_a_train)} training examples; task B: {len(task_b_train)} "
@@ -87,14 +74,7 @@ TOTAL_STEPS = HEAD_STEPS + FINETUNE_STEPS
 
 
 def cnn(num_outputs):
-    return nn.CNN(
-        features=(25, 25, 25),
-        kernel_size=(5, 3, 3),
-        strides=2,
-        padding=1,
-        ndim=1,
-        num_outputs=num_outputs,
-    )
+    return nn.get_model("mnist1d_cnn", num_outputs=num_outputs)
 
 
 history = jdl.fit(

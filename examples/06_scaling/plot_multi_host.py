@@ -77,18 +77,12 @@ WORKER = textwrap.dedent(
           f"{jax.local_device_count()} local devices, {jax.device_count()} in total",
           flush=True)
 
-    class Indices:  # a tiny source whose examples are their own index
-        def __len__(self):
-            return 4000
-
-        def __getitem__(self, i):
-            return {"i": np.int64(i)}
-
-    first = next(jdl.data.batches(Indices(), batch_size=8, shuffle=True, seed=0))
-    print(f"process {process_id}: my part of global batch 0 = examples {first['i'].tolist()}",
+    indices = jdl.data.from_arrays(np.arange(4000), np.arange(4000))  # example i is i
+    first = next(jdl.data.batches(indices, batch_size=8, shuffle=True, seed=0))
+    print(f"process {process_id}: my part of global batch 0 = examples {first['x'].tolist()}",
           flush=True)
 
-    history = jdl.fit(jdl.nn.MLP(widths=(100, 100), num_outputs=10),
+    history = jdl.fit(jdl.nn.get_model("mnist1d_mlp"),
                       jdl.data.load("mnist1d", split="train"), batch_size=100, epochs=2,
                       validation=jdl.data.load("mnist1d", split="test"),
                       optimizer=jdl.train.optimizer("adam", 1e-2), loss="cross_entropy",
@@ -98,7 +92,7 @@ WORKER = textwrap.dedent(
     if process_id == 0:
         leaves = jax.tree_util.tree_leaves(history.variables)
         np.savez(f"{out_dir}/params.npz", *[np.asarray(leaf) for leaf in leaves])
-    print("RESULT " + json.dumps({"process": process_id, "indices": first["i"].tolist(),
+    print("RESULT " + json.dumps({"process": process_id, "indices": first["x"].tolist(),
                                   "metrics": history.metrics}), flush=True)
     """
 )
@@ -150,7 +144,7 @@ print(f"(two processes, port {port}, {elapsed:.1f} s in all)")
 # --------------------------------------
 # The same ``fit`` here, in this single-device process, with ``strategy="jit"``:
 reference = jdl.fit(
-    jdl.nn.MLP(widths=(100, 100), num_outputs=10),
+    jdl.nn.get_model("mnist1d_mlp"),
     jdl.data.load("mnist1d", split="train"),
     batch_size=100,
     epochs=2,

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 
 from jdl import losses as losses_lib
+from jdl._core.tree import SEP, flatten, get_path
+from jdl.data import ArraySource
 
 PyTree = Any
 
@@ -84,7 +86,9 @@ def as_variables(variables: Any) -> dict[str, PyTree]:
 
 
 def batch_xy(batch: Any, *, need_y: bool = True) -> tuple[jax.Array, jax.Array | None]:
-    """Split a batch dict into ``(x, y)`` with clear errors."""
+    """Split a batch dict (or a :func:`jdl.data.from_arrays` source) into ``(x, y)``."""
+    if isinstance(batch, ArraySource):
+        batch = batch.arrays
     if not isinstance(batch, Mapping):
         if need_y:
             raise TypeError(f'batch must be a dict with "x" and "y"; got {type(batch).__name__}.')
@@ -149,16 +153,10 @@ def apply_model(
 def _param_layers(params: Mapping) -> dict[str, tuple[str, ...]]:
     """Map each module path owning array parameters to the names of those parameters."""
     found: dict[str, tuple[str, ...]] = {}
-
-    def visit(node: Mapping, prefix: tuple[str, ...]) -> None:
-        own = tuple(k for k, v in node.items() if not isinstance(v, Mapping))
-        if own and prefix:
-            found["/".join(prefix)] = own
-        for k, v in node.items():
-            if isinstance(v, Mapping):
-                visit(v, (*prefix, str(k)))
-
-    visit(params, ())
+    for path in flatten(params):
+        module, _, name = path.rpartition(SEP)
+        if module:  # parameters at the top level belong to no layer
+            found[module] = (*found.get(module, ()), name)
     return found
 
 
@@ -177,7 +175,7 @@ class _Recorder:
         module = context.module
         if module.scope is None or not module.path:
             return out
-        name = "/".join(module.path)
+        name = SEP.join(module.path)
         self.order.append((name, type(module).__name__))
         if self.instrument and self.select is not None and self.select(name):
             if isinstance(out, jax.Array) and args and isinstance(args[0], jax.Array):
@@ -254,15 +252,6 @@ def check_layer_names(requested: Iterable[str] | None, layers: list[Layer]) -> l
     return [layer for layer in layers if layer.name in wanted]
 
 
-def _get_path(tree: Mapping, name: str) -> Any:
-    node: Any = tree
-    for part in name.split("/"):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def instrumented_pass(
     model: nn.Module,
     variables: Mapping[str, PyTree],
@@ -320,36 +309,21 @@ def instrumented_pass(
     inter = state.get("intermediates", {})
     inputs, acts, grads, pre = {}, {}, {}, {}
     for name in names:
-        node = _get_path(inter, name)
+        node = get_path(inter, name)
         if node is None or "out" not in node:
             continue
         inputs[name] = node["in"][0]
         acts[name] = node["out"][0]
-        parent, _, leaf = name.rpartition("/")
-        owner = _get_path(inter, parent) if parent else inter
+        parent, _, leaf = name.rpartition(SEP)
+        owner = get_path(inter, parent) if parent else inter
         if isinstance(owner, Mapping) and f"{leaf}{PREACTIVATION_SUFFIX}" in owner:
             pre[name] = owner[f"{leaf}{PREACTIVATION_SUFFIX}"][0]
         if act_grads is not None:
-            g = _get_path(act_grads, name)
+            g = get_path(act_grads, name)
             if g is not None and "out" in g:
                 grads[name] = g["out"]
     result.update(inputs=inputs, acts=acts, act_grads=grads, preactivations=pre)
     return result
-
-
-def tree_norm(tree: PyTree) -> jax.Array:
-    leaves = jax.tree.leaves(tree)
-    if not leaves:
-        return jnp.zeros(())
-    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in leaves))
-
-
-def subtree(tree: Mapping, name: str) -> dict:
-    """The parameters a layer owns directly (its non-dict children)."""
-    node = _get_path(tree, name)
-    if node is None:
-        return {}
-    return {k: v for k, v in node.items() if not isinstance(v, Mapping)}
 
 
 def resolve_activation(model: nn.Module, activation: Any) -> tuple[str | None, Callable | None]:

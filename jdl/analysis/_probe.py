@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jdl._core.tree import own_leaves
 from jdl.analysis._layers import (
     Layer,
     as_variables,
@@ -36,8 +37,8 @@ from jdl.analysis._layers import (
     get_loss,
     instrumented_pass,
     resolve_activation,
-    subtree,
 )
+from jdl.train.optim import as_optimizer
 
 #: ``|tanh|`` above this counts as saturated (tanh' < 0.02).
 TANH_SATURATION = 0.99
@@ -115,19 +116,6 @@ def _groups(layers: list[Layer], instrumented: set[str]) -> dict[str, str]:
     return {k: v for k, v in group_of.items() if v in instrumented}
 
 
-def _optimizer(optimizer: Any) -> optax.GradientTransformation | None:
-    if optimizer is None or isinstance(optimizer, optax.GradientTransformation):
-        return optimizer
-    if isinstance(optimizer, tuple) and len(optimizer) == 2:
-        from jdl.train import optimizer as make
-
-        return make(optimizer[0], optimizer[1])
-    raise TypeError(
-        "optimizer must be an optax.GradientTransformation (e.g. jdl.train.optimizer('sgd', "
-        f"0.1)) or a (name, learning_rate) pair; got {type(optimizer).__name__}."
-    )
-
-
 def probe(
     model: nn.Module,
     variables: Any,
@@ -150,7 +138,7 @@ def probe(
     chosen = check_layer_names(layers, all_layers)
     act_name, act_fn = resolve_activation(model, activation)
     names = [layer.name for layer in all_layers]
-    tx = _optimizer(optimizer)
+    tx = None if optimizer is None else as_optimizer(optimizer)
     rng = jax.random.key(seed)
 
     passed = jax.jit(
@@ -172,11 +160,11 @@ def probe(
     cache: dict[str, Any] = {}
     for layer in chosen:
         name = layer.name
-        raw["pnorm"][name] = subtree(sq_params, name)
+        raw["pnorm"][name] = own_leaves(sq_params, name)
         if sq_grads is not None:
-            raw["grad"][name] = subtree(sq_grads, name)
+            raw["grad"][name] = own_leaves(sq_grads, name)
         if sq_updates is not None:
-            raw["upd"][name] = subtree(sq_updates, name)
+            raw["upd"][name] = own_leaves(sq_updates, name)
         if name in act_grads:
             raw["agrad"][name] = _rms(act_grads[name])
         owner = groups.get(name)

@@ -42,10 +42,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jdl.analysis.scanning import as_arrays, initial_state, sample_batch
-from jdl.train import train_step
+from jdl.train import as_optimizer, train_step
 
 __all__ = ["LRFinder", "lr_find"]
 
@@ -117,24 +116,6 @@ class LRFinder:
         return plot_lr_find(self, ax=ax)
 
 
-def _optimizer(optimizer: str | Callable, schedule: optax.Schedule, kwargs: dict):
-    if isinstance(optimizer, str):
-        from jdl.train import OPTIMIZERS
-
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"Unknown optimizer {optimizer!r}; expected one of "
-                f"{sorted(OPTIMIZERS)} or a callable lr -> transformation."
-            )
-        return OPTIMIZERS[optimizer](schedule, **kwargs)
-    if callable(optimizer):
-        return optimizer(schedule)
-    raise TypeError(
-        "optimizer must be a name ('sgd', 'momentum', 'adam', ...) or a function taking a "
-        f"learning-rate schedule and returning an optax transformation; got {optimizer!r}."
-    )
-
-
 def lr_find(
     model: nn.Module,
     data: Any,
@@ -194,7 +175,8 @@ def lr_find(
     def schedule(count):
         return start_lr * factor ** jnp.asarray(count, jnp.float32)
 
-    tx = _optimizer(optimizer, schedule, optimizer_kwargs)
+    # The range test sets the learning rate: a name or a function schedule -> transformation.
+    tx = as_optimizer(optimizer, schedule, learning_rate_arg="start_lr/end_lr", **optimizer_kwargs)
     state = initial_state(model, tx, x, seed, variables)
     key = jax.random.key(seed + 1)
 

@@ -38,7 +38,8 @@ import optax
 from jdl import losses as losses_lib
 from jdl.analysis._layers import apply_model, batch_xy
 from jdl.analysis.flow import gradient_flow
-from jdl.analysis.scanning import scan_fit
+from jdl.analysis.scanning import initial_state, scan_fit
+from jdl.train import as_optimizer
 
 __all__ = ["OverfitResult", "overfit_check"]
 
@@ -112,7 +113,7 @@ def overfit_check(
     batch: dict,
     loss: str | Callable = "cross_entropy",
     *,
-    optimizer: optax.GradientTransformation | None = None,
+    optimizer: optax.GradientTransformation | tuple[str, float] | None = None,
     steps: int = 300,
     rel_tolerance: float = 0.01,
     abs_tolerance: float = 1e-3,
@@ -126,7 +127,8 @@ def overfit_check(
       model: any ``flax.linen`` module taking ``(x, *, train)``.
       batch: a dict with ``"x"`` and ``"y"`` holding a handful of examples (3-10).
       loss: a jdl loss name or function.
-      optimizer: an optax transformation; default Adam with learning rate 1e-2.
+      optimizer: an optax transformation or a ``(name, learning_rate)`` pair (see
+        :func:`jdl.train.as_optimizer`); default Adam with learning rate 1e-2.
       steps: number of full-batch steps.
       rel_tolerance: pass when ``final <= rel_tolerance * initial`` ...
       abs_tolerance: ... or ``final <= abs_tolerance``.
@@ -147,7 +149,7 @@ def overfit_check(
       True
     """
     x, y = batch_xy(batch)
-    tx = optimizer if optimizer is not None else optax.adam(1e-2)
+    tx = as_optimizer(optimizer) if optimizer is not None else optax.adam(1e-2)
     run = scan_fit(
         model,
         {"x": x, "y": y},
@@ -169,7 +171,7 @@ def overfit_check(
     def outputs(v):
         return apply_model(state.model, v, x, train=False)[0]
 
-    first_vars = _initial_variables(run, model, x, seed, variables)
+    first_vars = initial_state(model, optax.identity(), x, seed, variables).variables
     out0 = np.asarray(outputs(first_vars))
     out1 = np.asarray(outputs(state.variables))
     accuracy = None
@@ -211,14 +213,6 @@ def overfit_check(
         hints=hints,
         variables=state.variables,
     )
-
-
-def _initial_variables(run, model, x, seed, variables):
-    if variables is not None:
-        return variables
-    from jdl.train import create_state
-
-    return create_state(model, optax.identity(), x[:1], seed).variables
 
 
 def _hints(name, loss, out0, y, losses, initial, final, classes, state, x) -> list[str]:

@@ -23,7 +23,9 @@ import optax
 
 from jdl import metrics as metrics_lib
 from jdl.analysis._layers import apply_model, as_variables
-from jdl.train import TrainState, create_state, train_step
+from jdl.data import ArraySource, as_source
+from jdl.data import as_arrays as source_arrays
+from jdl.train import TrainState, as_optimizer, create_state, state_from_variables, train_step
 
 __all__ = ["ScanRun", "as_arrays", "scan_fit"]
 
@@ -50,16 +52,15 @@ class ScanRun:
 
 
 def as_arrays(data: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` from a dict of arrays or a random-access source of dict examples."""
+    """``(x, y)`` from a dict of arrays, an ``(x, y)`` pair or a random-access source."""
     if isinstance(data, Mapping):
         if "x" not in data or "y" not in data:
             raise KeyError(f'data must have "x" and "y"; found {sorted(data)}.')
         return np.asarray(data["x"]), np.asarray(data["y"])
-    if isinstance(data, tuple) and len(data) == 2:
-        return np.asarray(data[0]), np.asarray(data[1])
-    from jdl.data import as_arrays as source_arrays
-
-    arrays = source_arrays(data)
+    source = as_source(data, "data")  # an (x, y) pair: checked by jdl.data.from_arrays
+    if isinstance(source, ArraySource):
+        return source.x, source.y
+    arrays = source_arrays(source)
     return arrays["x"], arrays["y"]
 
 
@@ -77,7 +78,7 @@ def scan_fit(
     data: Any,
     loss: str | Callable,
     *,
-    optimizer: optax.GradientTransformation,
+    optimizer: optax.GradientTransformation | tuple[str, float],
     steps: int,
     batch_size: int | None = None,
     seed: int = 0,
@@ -90,7 +91,8 @@ def scan_fit(
       model: any ``flax.linen`` module taking ``(x, *, train)``.
       data: ``{"x": ..., "y": ...}`` arrays, an ``(x, y)`` pair, or a data source.
       loss: a jdl loss name or function.
-      optimizer: an optax transformation.
+      optimizer: an optax transformation or a ``(name, learning_rate)`` pair (see
+        :func:`jdl.train.as_optimizer`).
       steps: number of optimiser steps.
       batch_size: minibatch size drawn afresh each step; ``None`` = full batch.
       seed: initialisation, dropout and sampling seed.
@@ -112,21 +114,16 @@ def scan_fit(
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}.")
     x, y = (jnp.asarray(a) for a in as_arrays(data))
-    state = initial_state(model, optimizer, x, seed, variables)
+    state = initial_state(model, as_optimizer(optimizer), x, seed, variables)
     state, losses = _run(state, x, y, loss, steps, batch_size, seed)
     return ScanRun(np.asarray(losses), state, evaluate_arrays(state, x, y, loss, metrics))
 
 
 def initial_state(model, optimizer, x, seed, variables=None) -> TrainState:
-    state = create_state(model, optimizer, x[:1], seed)
-    if variables is not None:
-        v = as_variables(variables)
-        state = state.replace(
-            params=v["params"],
-            batch_stats=v.get("batch_stats", {}),
-            opt_state=optimizer.init(v["params"]),
-        )
-    return state
+    """A fresh state from ``seed`` on inputs like ``x``, or one from ``variables`` if given."""
+    if variables is None:
+        return create_state(model, optimizer, x[:1], seed)
+    return state_from_variables(model, optimizer, as_variables(variables), seed, copy=False)
 
 
 @functools.partial(jax.jit, static_argnames=("loss", "steps", "batch_size"))

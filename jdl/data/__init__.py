@@ -4,7 +4,8 @@ Bundled datasets (:data:`BUNDLED`) are generated locally, without network access
 TFDS builders (:mod:`jdl.data.builders`) into ``array_record`` files in a cache
 directory, and read by index without TensorFlow. Every example is a dict with ``"x"``
 (inputs) and ``"y"`` (targets); TFDS catalog datasets get their supervised keys renamed
-to these. :func:`batches` turns any such source into shuffled, per-process batches.
+to these. :func:`from_arrays` makes such a source of arrays you already hold.
+:func:`batches` turns any such source into shuffled, per-process batches.
 
 Example:
     >>> import jdl.data
@@ -14,6 +15,7 @@ Example:
     ((64, 8, 8, 1), (64,))
 """
 
+from jdl.data.arrays import ArraySource, as_source, from_arrays
 from jdl.data.augment import gaussian_noise, random_crop, random_flip
 from jdl.data.cache import resolve_data_dir
 from jdl.data.coffee import coffee_demand
@@ -24,6 +26,7 @@ from jdl.data.prepare import BUNDLED
 from jdl.data.sources import SupervisedSource, as_arrays, load
 
 __all__ = [
+    "ArraySource",
     "BUNDLED",
     "DatasetInfo",
     "DatasetNotPreparedError",
@@ -31,10 +34,12 @@ __all__ = [
     "UnknownDatasetError",
     "UnknownSplitError",
     "as_arrays",
+    "as_source",
     "batches",
     "coffee_demand",
     "dataset_info",
     "epoch_order",
+    "from_arrays",
     "gaussian_noise",
     "load",
     "random_crop",

@@ -19,6 +19,8 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from jdl._core.checks import is_int
+
 __all__ = ["gaussian_noise", "random_crop", "random_flip"]
 
 _CROP_MODES = ("constant", "reflect")
@@ -129,7 +131,7 @@ def random_crop(
     """
     images = jnp.asarray(images)
     _check_images(images)
-    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral):
+    if not is_int(padding):
         raise TypeError(f"padding must be an int, got {type(padding).__name__}: {padding!r}")
     padding = int(padding)
     if padding < 0:

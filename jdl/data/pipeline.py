@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -12,7 +11,9 @@ import grain
 import jax
 import numpy as np
 
-from jdl.data.stacking import stack_examples
+from jdl._core.checks import check_int
+from jdl.data._access import check_source, is_in_memory, read_batch, read_examples
+from jdl.data.stacking import empty_batch, stack_examples
 
 __all__ = ["batches", "epoch_order"]
 
@@ -22,20 +23,6 @@ Batch = dict[str, np.ndarray]
 # Threads used by default for sources that read from disk. In-memory sources are read
 # synchronously: indexing an array is cheaper than handing work to a thread.
 _DEFAULT_IO_THREADS = min(4, os.cpu_count() or 1)
-
-
-def _check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
-    if isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be an integer, got a bool: {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an integer, got {type(value).__name__}: {value!r}"
-        ) from None
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
@@ -126,8 +113,7 @@ class _LoadBatch:
         self.transform = transform
 
     def _read(self, indices: list[int]) -> list[Example]:
-        getitems = getattr(self.source, "__getitems__", None)
-        examples = getitems(indices) if getitems is not None else [self.source[i] for i in indices]
+        examples = read_examples(self.source, indices)
         if self.transform is not None:
             examples = [self.transform(example) for example in examples]
             for out in examples:
@@ -139,14 +125,12 @@ class _LoadBatch:
         return examples
 
     def __call__(self, indices: np.ndarray) -> Batch:
-        get_batch = getattr(self.source, "get_batch", None)
-        if self.transform is None and get_batch is not None:
-            return get_batch(indices)  # e.g. one array indexing for in-memory sources
+        if self.transform is None:
+            return read_batch(self.source, indices)  # e.g. one indexing for in-memory sources
         if len(indices) == 0:
             # This process' share of a final partial batch is empty: return zero-length
             # arrays with the structure of a (transformed) example.
-            template = stack_examples(self._read([0]))
-            return {key: value[:0] for key, value in template.items()}
+            return empty_batch(self._read([0])[0])
         return stack_examples(self._read([int(i) for i in indices]))
 
 
@@ -185,7 +169,8 @@ def batches(
 
     Sources that read from disk are read ahead by background threads (``num_threads``);
     ``transform`` (and the source's ``__getitem__``) must then be thread-safe, as pure
-    functions are. In-memory sources (``load(...)`` of a bundled dataset, lists) are read
+    functions are. In-memory sources (``load(...)`` of a bundled dataset,
+    :func:`jdl.data.from_arrays`, lists) are read
     synchronously, which is fastest for them; JAX's asynchronous dispatch already
     overlaps building the next batch with the device computing the current step.
 
@@ -225,16 +210,12 @@ def batches(
         >>> [batch["x"].shape for batch in batches(train, 32, num_epochs=2, seed=1)]
         [(32, 4), (32, 4), (32, 4), (32, 4), (32, 4), (32, 4)]
     """
-    if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
-        raise TypeError(
-            "source must support len() and [i] (a random-access data source such as "
-            f"jdl.data.load(...)), got {type(source).__name__}"
-        )
+    check_source(source)
     num_examples = len(source)
-    batch_size = _check_int("batch_size", batch_size, minimum=1)
-    seed = _check_int("seed", seed, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     if num_epochs is not None:
-        num_epochs = _check_int("num_epochs", num_epochs, minimum=1)
+        num_epochs = check_int("num_epochs", num_epochs, minimum=1)
     if transform is not None and not callable(transform):
         raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
     if num_examples == 0:
@@ -247,10 +228,10 @@ def batches(
         )
     if shard_count is None:
         shard_count = jax.process_count()
-    shard_count = _check_int("shard_count", shard_count, minimum=1)
+    shard_count = check_int("shard_count", shard_count, minimum=1)
     if shard_index is None:
         shard_index = jax.process_index()
-    shard_index = _check_int("shard_index", shard_index, minimum=0)
+    shard_index = check_int("shard_index", shard_index, minimum=0)
     if shard_index >= shard_count:
         raise ValueError(
             f"shard_index must be in [0, {shard_count}) for shard_count={shard_count}, "
@@ -264,9 +245,8 @@ def batches(
         )
 
     if num_threads is None:
-        in_memory = isinstance(source, list | tuple) or getattr(source, "in_memory", False)
-        num_threads = 0 if in_memory else _DEFAULT_IO_THREADS
-    num_threads = _check_int("num_threads", num_threads, minimum=0)
+        num_threads = 0 if is_in_memory(source) else _DEFAULT_IO_THREADS
+    num_threads = check_int("num_threads", num_threads, minimum=0)
     read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * num_threads)
 
     if drop_remainder:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -10,11 +9,12 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jdl.data._access import check_index, check_indices, check_source, read_batch, read_examples
 from jdl.data.catalog import catalog_builder, check_name, supervised_keys
 from jdl.data.errors import DatasetNotPreparedError, UnknownSplitError
 from jdl.data.info import DatasetInfo, summarize
 from jdl.data.prepare import BUNDLED, is_prepared, prepare
-from jdl.data.stacking import stack_examples
+from jdl.data.stacking import empty_batch, stack_examples
 
 __all__ = ["SupervisedSource", "as_arrays", "load"]
 
@@ -87,18 +87,7 @@ class SupervisedSource:
         return stack_examples(self._read(list(range(n))))
 
     def _index(self, index: Any) -> int:
-        if isinstance(index, bool | np.bool_):
-            raise TypeError(f"index must be an integer, got a bool: {index!r}")
-        try:
-            i = operator.index(index)
-        except TypeError:
-            raise TypeError(
-                f"index must be an integer, got {type(index).__name__}: {index!r}"
-            ) from None
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"index {i} out of range for {self.name!r}/{self.split} of {n}")
-        return i + n if i < 0 else i
+        return check_index(index, len(self), f"{self.name!r}/{self.split}")
 
     def _convert(self, example: Any) -> dict[str, np.ndarray]:
         x_key, y_key = self.info.supervised_keys
@@ -108,9 +97,7 @@ class SupervisedSource:
         }
 
     def _read(self, keys: list[int]) -> list[dict[str, np.ndarray]]:
-        getitems = getattr(self.source, "__getitems__", None)
-        raw = getitems(keys) if getitems is not None else [self.source[i] for i in keys]
-        return [self._convert(example) for example in raw]
+        return [self._convert(example) for example in read_examples(self.source, keys)]
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         """Returns example ``index`` as ``{"x": np.ndarray, "y": np.ndarray}``.
@@ -148,24 +135,11 @@ class SupervisedSource:
             TypeError: If ``indices`` are not integers.
             IndexError: If an index is out of range.
         """
-        idx = np.asarray(indices)
-        if idx.size == 0:
-            idx = idx.astype(np.int64)
-        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
-            raise TypeError(
-                f"indices must be a 1-D sequence of integers, got shape {idx.shape} and "
-                f"dtype {idx.dtype}"
-            )
-        n = len(self)
-        if idx.size and not (-n <= idx.min() and idx.max() < n):
-            bad = idx[(idx < -n) | (idx >= n)][0]
-            raise IndexError(f"index {bad} out of range for {self.name!r}/{self.split} of {n}")
-        idx = np.where(idx < 0, idx + n, idx)
+        idx = check_indices(indices, len(self), f"{self.name!r}/{self.split}")
         if self._arrays is not None:
             return {key: value[idx] for key, value in self._arrays.items()}
         if idx.size == 0:
-            template = stack_examples(self._read([0]))
-            return {key: value[:0] for key, value in template.items()}
+            return empty_batch(self._read([0])[0])
         return stack_examples(self._read(idx.tolist()))
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
@@ -298,14 +272,8 @@ def as_arrays(source: Sequence[Any]) -> dict[str, np.ndarray]:
         >>> arrays["x"].shape, arrays["y"].shape
         ((128, 1), (128, 1))
     """
-    if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
-        raise TypeError(
-            "source must support len() and [i] (a random-access data source), got "
-            f"{type(source).__name__}"
-        )
+    check_source(source)
     n = len(source)
     if n == 0:
         raise ValueError(f"cannot convert an empty source to arrays: {source!r}")
-    getitems = getattr(source, "__getitems__", None)
-    examples = getitems(list(range(n))) if getitems is not None else [source[i] for i in range(n)]
-    return stack_examples(list(examples))
+    return read_batch(source, range(n))

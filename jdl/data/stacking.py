@@ -46,3 +46,16 @@ def stack_examples(examples: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarra
             )
         stacked[key] = np.stack(values)
     return stacked
+
+
+def empty_batch(example: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """A zero-length batch with the keys, shapes and dtypes of ``example``.
+
+    What a process yields as its share of a final partial batch smaller than the number
+    of processes.
+
+    Example:
+        >>> empty_batch({"x": np.ones(3, np.float32), "y": 1})["x"].shape
+        (0, 3)
+    """
+    return {key: value[:0] for key, value in stack_examples([example]).items()}

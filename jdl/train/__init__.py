@@ -5,12 +5,20 @@ over them.
 """
 
 from jdl.train import callbacks
-from jdl.train.checkpoint import Checkpoint, CheckpointMismatchError, restore_state, save_state
-from jdl.train.history import History
+from jdl.train.callbacks import Checkpoint
+from jdl.train.checkpoint import CheckpointMismatchError, latest_step, restore_state, save_state
+from jdl.train.history import History, metric_mode
 from jdl.train.loop import default_metrics, evaluate, fit
-from jdl.train.optim import OPTIMIZERS, SCHEDULES, learning_rate, make_schedule, optimizer
+from jdl.train.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    as_optimizer,
+    learning_rate,
+    make_schedule,
+    optimizer,
+)
 from jdl.train.parallel import STRATEGIES, ParallelStep, data_mesh, default_strategy, parallelize
-from jdl.train.state import TrainState, create_state, model_input
+from jdl.train.state import TrainState, create_state, model_input, state_from_variables
 from jdl.train.step import MASK_KEY, bind_axis_name, eval_step, train_step
 from jdl.train.sweeps import SweepResult, sweep
 
@@ -22,6 +30,7 @@ __all__ = [
     "default_metrics",
     "evaluate",
     "fit",
+    "latest_step",
     "restore_state",
     "save_state",
     "MASK_KEY",
@@ -31,6 +40,7 @@ __all__ = [
     "SweepResult",
     "ParallelStep",
     "TrainState",
+    "as_optimizer",
     "bind_axis_name",
     "create_state",
     "data_mesh",
@@ -38,9 +48,11 @@ __all__ = [
     "eval_step",
     "learning_rate",
     "make_schedule",
+    "metric_mode",
     "model_input",
     "optimizer",
     "parallelize",
+    "state_from_variables",
     "sweep",
     "train_step",
 ]

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
-from jdl.train.history import History
+from jdl.train.checkpoint import latest_step, save_state
+from jdl.train.history import History, metric_mode
 from jdl.train.optim import learning_rate
 
 __all__ = [
     "Callback",
+    "Checkpoint",
     "EarlyStopping",
     "LearningRateLogger",
     "Run",
@@ -55,7 +58,6 @@ class Run:
     set_state: Any
     stop_training: bool = False
     stop_reason: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def state(self):
@@ -128,7 +130,8 @@ class EarlyStopping(Callback):
         monitor: the metric to watch (e.g. ``"val_loss"``, ``"val_accuracy"``).
         patience: epochs without improvement to wait before stopping.
         min_delta: the smallest change that counts as an improvement.
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (max for names containing "acc").
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (:func:`jdl.train.metric_mode`: max for
+            names containing "acc").
         restore_best: at the end of training, put back the state of the best epoch.
 
     Raises:
@@ -145,12 +148,10 @@ class EarlyStopping(Callback):
     ):
         if patience < 0:
             raise ValueError(f"patience must be >= 0; got {patience}.")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max'; got {mode!r}.")
         self.monitor = monitor
         self.patience = patience
         self.min_delta = abs(min_delta)
-        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+        self.mode = metric_mode(monitor, mode)
         self.restore_best = restore_best
 
     def on_train_begin(self, run):
@@ -206,10 +207,42 @@ class LearningRateLogger(Callback):
         logs["learning_rate"] = float(lr)
 
 
-def __getattr__(name):
-    # Checkpoint lives in jdl.train.checkpoint (it needs Orbax) but belongs here too.
-    if name == "Checkpoint":
-        from jdl.train.checkpoint import Checkpoint
+class Checkpoint(Callback):
+    """Save the training state with Orbax every ``every`` epochs and at the end.
 
-        return Checkpoint
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    With ``jdl.fit(..., resume=True)`` a run continues from the latest checkpoint in
+    ``directory``: the state, the history so far and the position in the data are
+    restored, so the final parameters equal those of an uninterrupted run.
+
+    Args:
+        directory: where checkpoints go (created if needed).
+        every: save every this many epochs.
+        max_to_keep: keep only the most recent checkpoints (``None`` keeps all).
+
+    Raises:
+        ValueError: if ``every`` is not positive.
+    """
+
+    def __init__(self, directory: str | Path, every: int = 1, max_to_keep: int | None = 3):
+        if every < 1:
+            raise ValueError(f"every must be a positive number of epochs; got {every}.")
+        self.directory = Path(directory)
+        self.every = every
+        self.max_to_keep = max_to_keep
+
+    def save(self, run) -> None:
+        """Save the run's current state and history now."""
+        save_state(
+            self.directory,
+            run.state,
+            metadata={"history": run.history.to_dict(), "epoch": run.epoch},
+            max_to_keep=self.max_to_keep,
+        )
+
+    def on_epoch_recorded(self, run):
+        if run.epoch % self.every == 0:
+            self.save(run)
+
+    def on_train_end(self, run):
+        if latest_step(self.directory) != run.step:
+            self.save(run)

@@ -2,7 +2,8 @@
 
 :func:`epoch_batches` yields the training batches of one epoch. Small sources (the
 bundled datasets, anything up to ``IN_MEMORY_BYTES``) are read once into NumPy arrays
-and batched by fancy indexing — no per-example Python work per step — while larger
+(:func:`jdl.data.from_arrays` sources are used as they are) and batched by fancy
+indexing — no per-example Python work per step — while larger
 sources stream through :func:`jdl.data.batches` (Grain). In memory, epoch ``e`` visits
 the examples in ``jdl.data.epoch_order(n, seed, e)``, the order of :func:`jdl.data.batches`.
 Either way the order depends only on ``(seed, epoch)``, so a run resumed at an epoch
@@ -20,7 +21,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from jdl.data import as_arrays, batches, epoch_order
+from jdl.data import ArraySource, as_arrays, batches, epoch_order
+from jdl.data._access import read_batch
 
 __all__ = ["IN_MEMORY_BYTES", "ArrayFeed", "epoch_batches", "eval_batches", "make_feed"]
 
@@ -54,6 +56,8 @@ def make_feed(source: Sequence[Any]) -> ArrayFeed | Sequence[Any]:
         return source
     if len(source) == 0:
         raise ValueError("The dataset is empty.")
+    if isinstance(source, ArraySource):  # already arrays: no copy, whatever the size
+        return ArrayFeed(source.arrays)
     if _estimated_bytes(source) <= IN_MEMORY_BYTES:
         return ArrayFeed(as_arrays(source))
     return source
@@ -123,6 +127,6 @@ def eval_batches(
         if isinstance(feed, ArrayFeed):
             batch = feed.take(idx)
         else:
-            batch = as_arrays([feed[int(i)] for i in idx])
+            batch = read_batch(feed, idx)
         batch["mask"] = mask[part]
         yield batch

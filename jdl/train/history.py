@@ -10,7 +10,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["History"]
+from jdl._core.files import atomic_write_text
+
+__all__ = ["History", "metric_mode"]
+
+
+def metric_mode(metric: str, mode: str = "auto") -> str:
+    """Whether a metric is better higher (``"max"``) or lower (``"min"``).
+
+    The one rule behind ``mode="auto"`` in :meth:`History.best`,
+    :class:`~jdl.train.callbacks.EarlyStopping` and :meth:`jdl.train.SweepResult.best`:
+    metrics whose name contains ``"acc"`` (``accuracy``, ``val_binary_accuracy``, ...)
+    are maximised, all others (losses, errors) minimised.
+
+    Args:
+        metric: the metric's name, e.g. ``"val_accuracy"``.
+        mode: ``"max"``, ``"min"`` (returned as they are) or ``"auto"`` (the rule above).
+
+    Returns:
+        ``"max"`` or ``"min"``.
+
+    Raises:
+        ValueError: for any other ``mode``.
+
+    Example:
+        >>> metric_mode("val_accuracy"), metric_mode("val_loss"), metric_mode("loss", "max")
+        ('max', 'min', 'max')
+    """
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f'mode must be "max", "min" or "auto"; got {mode!r}.')
+    if mode == "auto":
+        return "max" if "acc" in metric else "min"
+    return mode
 
 
 @dataclass
@@ -59,18 +90,19 @@ class History:
 
         Args:
             metric: a key of :attr:`metrics`.
-            mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracies, min otherwise).
+            mode: ``"min"``, ``"max"``, or ``"auto"`` (see :func:`metric_mode`: max for
+                accuracies, min otherwise).
 
         Raises:
             KeyError: for a metric that was not recorded (lists the recorded ones).
+            ValueError: for an unknown ``mode``.
         """
         if metric not in self.metrics:
             raise KeyError(
                 f"No metric {metric!r} in this history; recorded: {sorted(self.metrics)}."
             )
         values = self.metrics[metric]
-        if mode == "auto":
-            mode = "max" if "acc" in metric else "min"
+        mode = metric_mode(metric, mode)
         finite = [(v, i) for i, v in enumerate(values) if not math.isnan(v)]
         if not finite:
             raise ValueError(f"Metric {metric!r} has no finite value.")
@@ -94,7 +126,7 @@ class History:
         """The history as JSON; also written to ``path`` if given."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            _atomic_write(Path(path), text)
+            atomic_write_text(path, text)
         return text
 
     @classmethod
@@ -128,7 +160,7 @@ class History:
             rows.append([epoch, step, *(self.metrics[n][i] for n in names)])
         buf = io.StringIO()
         csv.writer(buf).writerows(rows)
-        _atomic_write(Path(path), buf.getvalue())
+        atomic_write_text(path, buf.getvalue())
 
     # -- plotting ----------------------------------------------------------------------
     def plot(self, metrics: list[str] | None = None, *, axes=None):
@@ -162,11 +194,3 @@ class History:
             ax.legend()
         fig.tight_layout()
         return fig
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -12,12 +12,20 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import optax
 
 from jdl.losses import kernel_mask
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "learning_rate", "make_schedule", "optimizer"]
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "as_optimizer",
+    "learning_rate",
+    "make_schedule",
+    "optimizer",
+]
 
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": lambda lr, **kw: optax.sgd(lr, **kw),
@@ -190,3 +198,101 @@ def learning_rate(opt_state) -> float | None:
 
     visit(opt_state)
     return found[0] if found else None
+
+
+_by_name = optimizer  # as_optimizer's argument ``optimizer`` hides the function
+
+
+def _forms() -> str:
+    return (
+        "an optax.GradientTransformation (e.g. optax.adam(1e-3)), a (name, learning_rate) "
+        f"pair, a name (one of {sorted(OPTIMIZERS)}) or a function learning_rate -> optax "
+        "transformation (e.g. lambda lr: optax.sgd(lr, momentum=0.9))"
+    )
+
+
+def as_optimizer(
+    optimizer: Any,
+    learning_rate: float | optax.Schedule | None = None,
+    *,
+    learning_rate_arg: str = "learning_rate",
+    **kwargs: Any,
+) -> optax.GradientTransformation:
+    """The optax transformation that an ``optimizer=`` argument stands for.
+
+    Every jdl entry point that takes an optimiser reads it through this function, so each
+    accepts the same forms:
+
+    - an ``optax.GradientTransformation``, used as it is;
+    - a ``(name, learning_rate)`` pair: ``optimizer(name, learning_rate)``;
+    - a name (a key of :data:`OPTIMIZERS`), with the entry point's own learning rate (a
+      sweep's ``learning_rates``, the range of :func:`jdl.analysis.lr_find`):
+      :func:`optimizer` ``(name, learning_rate, **kwargs)``;
+    - a function ``learning_rate -> optax.GradientTransformation`` (the learning rate may
+      be a schedule or a traced value), called with that learning rate.
+
+    Args:
+        optimizer: one of the forms above.
+        learning_rate: the learning rate (or schedule) the entry point sets, if it sets
+            one; names and functions need it, ready transformations refuse it.
+        learning_rate_arg: how the entry point names its learning rate (for messages),
+            e.g. ``"learning_rates"``.
+        **kwargs: forwarded to a named optimiser (e.g. ``momentum=0.9``).
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
+    Raises:
+        TypeError: for anything else (the message lists the forms and the names), or a
+            function that does not return a transformation.
+        ValueError: for an unknown name, a name or function without a learning rate, a
+            ready transformation or pair given a second learning rate, or ``kwargs``
+            with a form other than a name.
+
+    Example:
+        >>> tx = as_optimizer(("sgd", 0.1))
+        >>> as_optimizer("adam", 1e-3) is not None, as_optimizer(tx) is tx
+        (True, True)
+        >>> as_optimizer("adma", 1e-3)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Unknown optimizer 'adma'; expected one of ['adagrad', 'adam', ...].
+    """
+    is_pair = isinstance(optimizer, tuple) and len(optimizer) == 2 and isinstance(optimizer[0], str)
+    if kwargs and not isinstance(optimizer, str):
+        raise ValueError(
+            f"optimizer keyword arguments {sorted(kwargs)} apply to a named optimiser only; "
+            f"got optimizer of type {type(optimizer).__name__}."
+        )
+    if isinstance(optimizer, optax.GradientTransformation) or is_pair:
+        if learning_rate is not None:
+            raise ValueError(
+                f"To set the learning rate from `{learning_rate_arg}`, pass `optimizer` as a "
+                "name (e.g. 'adam') or a function learning_rate -> optax transformation (e.g. "
+                "lambda lr: optax.adam(lr)); got a ready-made optax transformation."
+            )
+        return optimizer if not is_pair else as_optimizer(optimizer[0], optimizer[1])
+    if isinstance(optimizer, str) or callable(optimizer):
+        if isinstance(optimizer, str) and optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"Unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZERS)}."
+            )
+        if learning_rate is None:
+            what = repr(optimizer) if isinstance(optimizer, str) else "function"
+            raise ValueError(
+                f"The optimizer {what} needs `{learning_rate_arg}` (the learning rate to build "
+                f"it with); or pass a ({what}, learning_rate) pair or an optax transformation."
+                if isinstance(optimizer, str)
+                else f"An optimizer function needs `{learning_rate_arg}` (the learning rate to "
+                "call it with); or pass an optax transformation."
+            )
+        if isinstance(optimizer, str):
+            return _by_name(optimizer, learning_rate, **kwargs)
+        tx = optimizer(learning_rate)
+        if not isinstance(tx, optax.GradientTransformation):
+            raise TypeError(
+                "The optimizer function must return an optax.GradientTransformation; it "
+                f"returned {type(tx).__name__}."
+            )
+        return tx
+    raise TypeError(f"optimizer must be {_forms()}; got {type(optimizer).__name__}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-__all__ = ["TrainState", "create_state", "model_input"]
+__all__ = ["TrainState", "create_state", "model_input", "state_from_variables"]
 
 PyTree = Any
 
@@ -45,6 +46,13 @@ class TrainState:
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
     @property
+    def arrays(self) -> dict[str, PyTree]:
+        """The array fields by name (``step``, ``params``, ``batch_stats``, ``opt_state``,
+        ``rng``): what a checkpoint saves and :func:`jdl.train.sweep` stacks.
+        ``TrainState(**state.arrays, model=state.model, tx=state.tx)`` rebuilds the state."""
+        return {name: getattr(self, name) for name in _ARRAY_FIELDS}
+
+    @property
     def variables(self) -> dict[str, PyTree]:
         """The model variables: ``{"params": ...}`` plus ``"batch_stats"`` where present."""
         out = {"params": self.params}
@@ -64,6 +72,11 @@ class TrainState:
         return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **changes)
 
 
+_ARRAY_FIELDS = tuple(
+    f.name for f in dataclasses.fields(TrainState) if f.metadata.get("pytree_node", True)
+)
+
+
 def model_input(batch: Any) -> jax.Array:
     """The model input of a batch: ``batch["x"]`` for dict batches, else the batch itself.
 
@@ -78,6 +91,23 @@ def model_input(batch: Any) -> jax.Array:
             )
         return batch["x"]
     return batch
+
+
+def _check_optimizer(optimizer: Any) -> None:
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            "optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-3) or "
+            f"jdl.train.optimizer('adam', 1e-3)); got {type(optimizer).__name__}."
+        )
+
+
+def _keys(seed: int | jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The (init, dropout, state) keys of a seed: raw ``uint32[2]`` keys."""
+    key = seed if isinstance(seed, jax.Array) else jax.random.PRNGKey(seed)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    init_key, dropout_key, state_key = jax.random.split(key, 3)
+    return init_key, dropout_key, state_key
 
 
 def create_state(
@@ -102,26 +132,78 @@ def create_state(
     Raises:
         TypeError: if ``optimizer`` is not an optax transformation.
     """
-    if not isinstance(optimizer, optax.GradientTransformation):
-        raise TypeError(
-            "optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-3) or "
-            f"jdl.train.optimizer('adam', 1e-3)); got {type(optimizer).__name__}."
-        )
-    key = seed if isinstance(seed, jax.Array) else jax.random.PRNGKey(seed)
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    init_key, dropout_key, state_key = jax.random.split(key, 3)
+    _check_optimizer(optimizer)
+    init_key, dropout_key, _ = _keys(seed)
     x = jnp.asarray(model_input(sample_batch))
     variables = jax.jit(lambda k, d: model.init({"params": k, "dropout": d}, x, train=False))(
         init_key, dropout_key
     )
-    params = variables["params"]
+    return state_from_variables(model, optimizer, variables, seed, copy=False)
+
+
+def state_from_variables(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation | None,
+    variables: Mapping[str, Any] | Any,
+    seed: int | jax.Array = 0,
+    *,
+    copy: bool = True,
+) -> TrainState:
+    """A :class:`TrainState` that starts from given variables instead of a fresh init.
+
+    For pretrained weights, another run's ``History.variables``, or evaluating trained
+    variables. The state has ``step == 0``, a fresh optimiser state
+    (``optimizer.init(params)``) and the random key :func:`create_state` would give for
+    ``seed``, so ``state_from_variables(model, tx, create_state(model, tx, x, s).variables,
+    s)`` equals ``create_state(model, tx, x, s)``. Nothing is checked against the model:
+    compare shapes first where the variables come from elsewhere.
+
+    Args:
+        model: the ``flax.linen`` module the variables belong to.
+        optimizer: an ``optax.GradientTransformation``, or ``None`` for a state that is
+            only evaluated (``optax.identity()``).
+        variables: ``{"params": ..., "batch_stats": ...}`` (``"batch_stats"`` only for
+            models with BatchNorm), or a :class:`TrainState` / ``History`` (their
+            ``.variables``).
+        seed: an integer seed or a PRNG key, for the dropout key.
+        copy: copy the arrays (default), so ``variables`` stays valid after jdl's compiled
+            steps, which donate the state's buffers. ``False`` shares them.
+
+    Returns:
+        The state.
+
+    Raises:
+        TypeError: if ``variables`` has no ``"params"``, or ``optimizer`` is not an optax
+            transformation.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax
+        >>> from jdl.nn import MLP
+        >>> model = MLP(widths=(8,), num_outputs=2)
+        >>> variables = model.init(jax.random.key(0), jnp.ones((1, 3)), train=False)
+        >>> state = state_from_variables(model, optax.sgd(0.1), variables)
+        >>> int(state.step), state.params["head"]["kernel"].shape
+        (0, (8, 2))
+    """
+    if hasattr(variables, "variables") and not isinstance(variables, Mapping):
+        variables = variables.variables
+    if not isinstance(variables, Mapping) or "params" not in variables:
+        found = sorted(variables) if isinstance(variables, Mapping) else type(variables).__name__
+        raise TypeError(
+            'variables must be a mapping with a "params" entry (and "batch_stats" for models '
+            f"with BatchNorm), e.g. model.init(...) or history.variables; got {found}."
+        )
+    tx = optax.identity() if optimizer is None else optimizer
+    _check_optimizer(tx)
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    if copy:
+        params, batch_stats = jax.tree.map(lambda a: jnp.array(a, copy=True), (params, batch_stats))
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
-        batch_stats=variables.get("batch_stats", {}),
-        opt_state=optimizer.init(params),
-        rng=state_key,
+        batch_stats=batch_stats,
+        opt_state=tx.init(params),
+        rng=_keys(seed)[2],
         model=model,
-        tx=optimizer,
+        tx=tx,
     )

@@ -27,19 +27,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from jdl import losses as losses_lib
-from jdl.train.feed import epoch_batches, eval_batches, make_feed
-from jdl.train.history import History
-from jdl.train.loop import _plan, default_metrics
-from jdl.train.optim import optimizer as make_optimizer
+from jdl.data import as_source
+from jdl.train.feed import make_feed
+from jdl.train.history import History, metric_mode
+from jdl.train.optim import as_optimizer
+from jdl.train.runner import EpochRunner, default_metrics, plan_run
 from jdl.train.state import TrainState, create_state
 from jdl.train.step import eval_step, train_step
 
 __all__ = ["SweepResult", "sweep"]
-
-_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng")
 
 
 @dataclass
@@ -72,14 +70,12 @@ class SweepResult:
 
         Args:
             metric: a recorded metric, e.g. ``"val_accuracy"`` or ``"loss"``.
-            mode: ``"max"``, ``"min"``, or ``"auto"`` (max for accuracies, min otherwise).
+            mode: ``"max"``, ``"min"``, or ``"auto"`` (:func:`jdl.train.metric_mode`: max
+                for accuracies, min otherwise).
                 NaN (a diverged run) never wins.
         """
         values = self.final(metric)
-        if mode == "auto":
-            mode = "max" if "acc" in metric else "min"
-        if mode not in ("max", "min"):
-            raise ValueError(f'mode must be "max", "min" or "auto"; got {mode!r}.')
+        mode = metric_mode(metric, mode)
         if np.all(np.isnan(values)):
             raise ValueError(f"Every configuration has NaN {metric!r}: all runs diverged.")
         index = int(np.nanargmax(values) if mode == "max" else np.nanargmin(values))
@@ -129,29 +125,15 @@ class SweepResult:
 
 
 def _optimizer_factory(
-    optimizer: str | Callable[[float], optax.GradientTransformation] | optax.GradientTransformation,
-    learning_rates: Sequence[float] | None,
+    optimizer: Any, learning_rates: Sequence[float] | None
 ) -> Callable[[Any], optax.GradientTransformation]:
-    if isinstance(optimizer, str):
-        return lambda lr: make_optimizer(optimizer, lr)
-    if isinstance(optimizer, optax.GradientTransformation):
-        if learning_rates is not None:
-            raise ValueError(
-                "To sweep learning rates, pass `optimizer` as a name (e.g. 'adam') or a "
-                "function learning_rate -> optax transformation (e.g. "
-                "lambda lr: optax.adam(lr)); got a ready-made optax transformation."
-            )
-        return lambda lr: optimizer
-    if callable(optimizer):
-        if learning_rates is None:
-            raise ValueError(
-                "An optimizer factory needs `learning_rates` (the values to call it with)."
-            )
-        return optimizer
-    raise TypeError(
-        "optimizer must be a name, a function learning_rate -> optax transformation, or an "
-        f"optax transformation; got {type(optimizer).__name__}."
-    )
+    """``learning_rate -> transformation`` for :func:`sweep` (checked now, on the first rate)."""
+    if learning_rates is None:
+        tx = as_optimizer(optimizer, learning_rate_arg="learning_rates")
+        return lambda lr: tx
+    if len(learning_rates):
+        as_optimizer(optimizer, learning_rates[0], learning_rate_arg="learning_rates")
+    return lambda lr: as_optimizer(optimizer, lr, learning_rate_arg="learning_rates")
 
 
 def _grid(learning_rates, seeds, init_scales) -> list[dict[str, float]]:
@@ -180,13 +162,60 @@ def _scale_kernels(params, scale):
     return jax.tree_util.tree_map(lambda p, m: p * scale if m else p, params, mask)
 
 
+def _best_loss(fetched: dict[str, np.ndarray]) -> dict[str, str]:
+    """The progress bar's postfix: the lowest finite loss of the last step fetched."""
+    last = fetched["loss"][-1]
+    finite = last[np.isfinite(last)]
+    return {"best loss": f"{finite.min():.4g}" if finite.size else "nan"}
+
+
+def _vmapped(model, factory, configs, lrs, plan, loss, metrics, l1, l2):
+    """``(train_all, eval_all, fields)``: the vmapped, compiled training and evaluation
+    steps over K stacked states, and the K initial states' arrays."""
+    scales = jnp.asarray([c["init_scale"] for c in configs], jnp.float32)
+    keys = jnp.stack([jax.random.PRNGKey(c["seed"]) for c in configs])
+    sample = plan.sample
+
+    @jax.jit
+    def init_all(keys, lrs, scales):
+        def one(key, lr, scale):
+            state = create_state(model, factory(lr), sample, key)
+            params = _scale_kernels(state.params, scale)
+            state = state.replace(params=params, opt_state=state.tx.init(params))
+            return state.arrays
+
+        return jax.vmap(one)(keys, lrs, scales)
+
+    def as_state(fields, lr):
+        return TrainState(**fields, model=model, tx=factory(lr))
+
+    loss_fn = losses_lib.get(loss)
+    step_one = functools.partial(train_step, loss_fn=loss_fn, metrics=metrics, l1=l1, l2=l2)
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def train_all(fields, lrs, batch):
+        def one(fields, lr):
+            new, out = step_one(as_state(fields, lr), batch)
+            return new.arrays, out
+
+        return jax.vmap(one)(fields, lrs)
+
+    eval_one = functools.partial(eval_step, loss_fn=loss_fn, metrics=metrics)
+
+    @jax.jit
+    def eval_all(fields, lrs, batch):
+        return jax.vmap(lambda f, lr: eval_one(as_state(f, lr), batch)[1])(fields, lrs)
+
+    return train_all, eval_all, init_all(keys, lrs, scales)
+
+
 def sweep(
     model: Any,
     train: Sequence[Any],
     *,
     batch_size: int,
     loss: str | Callable,
-    optimizer: str | Callable[[float], optax.GradientTransformation] | optax.GradientTransformation,
+    optimizer: Any,
     learning_rates: Sequence[float] | None = None,
     seeds: Sequence[int] | None = None,
     init_scales: Sequence[float] | None = None,
@@ -214,19 +243,22 @@ def sweep(
 
     Args:
         model: a ``flax.linen`` module with ``__call__(x, *, train)``.
-        train: a random-access data source of ``{"x", "y"}`` examples.
+        train: a random-access data source of ``{"x", "y"}`` examples, or an ``(x, y)``
+            tuple of arrays (see :func:`jdl.data.from_arrays`).
         batch_size: the batch size (the last partial batch of an epoch is dropped).
         loss: a jdl loss or its name.
         optimizer: a name for :func:`jdl.train.optimizer` (e.g. ``"adam"``), a function
             ``learning_rate -> optax.GradientTransformation`` (e.g.
             ``lambda lr: optax.sgd(lr, momentum=0.9)``), or — when ``learning_rates`` is
-            not given — a ready optax transformation.
+            not given — a ready optax transformation or a ``(name, learning_rate)`` pair
+            (the forms of :func:`jdl.train.as_optimizer`).
         learning_rates: learning rates to try (required with a name or a function).
         seeds: seeds of the initial parameters and dropout (default ``[0]``).
         init_scales: multipliers applied to the initial weight matrices and kernels
             (biases and BatchNorm parameters untouched; default ``[1.0]``).
         epochs: passes over ``train``; or ``steps``: optimiser steps (one is required).
-        validation: a data source evaluated exactly after each epoch (``val_*`` metrics).
+        validation: a data source (or ``(x, y)`` tuple of arrays) evaluated exactly after
+            each epoch (``val_*`` metrics).
         metrics: metric names/functions (default accuracy for classification losses).
         l1, l2: weight penalty coefficients, as in :func:`jdl.fit`.
         data_seed: the seed of the shuffling shared by all configurations.
@@ -250,103 +282,48 @@ def sweep(
         ...     learning_rates=[0.01, 0.1, 1.0], epochs=5)
         >>> print(result.table(["loss", "accuracy"]))  # doctest: +SKIP
     """
-    feed, steps_per_epoch, total_steps, num_epochs, sample = _plan(
+    train = as_source(train, "train")
+    validation = None if validation is None else as_source(validation, "validation")
+    plan = plan_run(
         "sweep", model, train, validation, batch_size, epochs, steps, log_every, data_seed
     )
-    factory = _optimizer_factory(optimizer, learning_rates)
     configs = _grid(learning_rates, seeds, init_scales)
-    num_configs = len(configs)
-    loss_fn = losses_lib.get(loss)
+    factory = _optimizer_factory(optimizer, learning_rates)
     metrics = default_metrics(loss) if metrics is None else tuple(metrics)
-
     lrs = jnp.asarray([c.get("learning_rate", 1.0) for c in configs], jnp.float32)
-    scales = jnp.asarray([c["init_scale"] for c in configs], jnp.float32)
-    keys = jnp.stack([jax.random.PRNGKey(c["seed"]) for c in configs])
-
-    @jax.jit
-    def init_all(keys, lrs, scales):
-        def one(key, lr, scale):
-            state = create_state(model, factory(lr), sample, key)
-            params = _scale_kernels(state.params, scale)
-            state = state.replace(params=params, opt_state=state.tx.init(params))
-            return {f: getattr(state, f) for f in _FIELDS}
-
-        return jax.vmap(one)(keys, lrs, scales)
-
-    def as_state(fields, lr):
-        return TrainState(**fields, model=model, tx=factory(lr))
-
-    step_one = functools.partial(train_step, loss_fn=loss_fn, metrics=metrics, l1=l1, l2=l2)
-
-    @functools.partial(jax.jit, donate_argnums=0)
-    def train_all(fields, lrs, batch):
-        def one(fields, lr):
-            new, out = step_one(as_state(fields, lr), batch)
-            return {f: getattr(new, f) for f in _FIELDS}, out
-
-        return jax.vmap(one)(fields, lrs)
-
-    eval_one = functools.partial(eval_step, loss_fn=loss_fn, metrics=metrics)
-
-    @jax.jit
-    def eval_all(fields, lrs, batch):
-        return jax.vmap(lambda f, lr: eval_one(as_state(f, lr), batch)[1])(fields, lrs)
-
-    fields = init_all(keys, lrs, scales)
+    train_all, eval_all, init = _vmapped(model, factory, configs, lrs, plan, loss, metrics, l1, l2)
     histories = [
         History(config={**config, "model": type(model).__name__, "batch_size": batch_size})
         for config in configs
     ]
     val_feed = make_feed(validation) if validation is not None else None
-    eval_batch_size = eval_batch_size or max(batch_size, 256)
-
-    bar = tqdm(total=total_steps, disable=verbose < 1, unit="step", dynamic_ncols=True)
-    step = 0
-
-    def flush(pending, sums):
-        """Fetch the pending per-step metrics in one transfer; add them to ``sums``."""
-        fetched = jax.device_get(jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *pending))
-        for name, values in fetched.items():  # values: (steps, K)
-            sums[name] = sums.get(name, 0.0) + np.sum(values, axis=0)
-        bar.update(len(pending))
-        last = fetched["loss"][-1]
-        finite = last[np.isfinite(last)]
-        bar.set_postfix({"best loss": f"{finite.min():.4g}" if finite.size else "nan"})
-        return len(pending)
-
-    for epoch in range(num_epochs):
-        bar.set_description(f"sweep of {num_configs}: epoch {epoch + 1}/{num_epochs}")
-        sums: dict[str, np.ndarray] = {}
-        count = 0
-        pending: list[dict[str, jax.Array]] = []
-        for batch in epoch_batches(feed, batch_size, seed=data_seed, epoch=epoch, shuffle=shuffle):
-            if step >= total_steps:
-                break
-            fields, out = train_all(fields, lrs, batch)
-            step += 1
-            pending.append(out)
-            if len(pending) >= log_every:
-                count += flush(pending, sums)
-                pending = []
-        if pending:
-            count += flush(pending, sums)
-        rows = [{k: float(v[i]) / count for k, v in sums.items()} for i in range(num_configs)]
+    runner = EpochRunner(
+        plan,
+        lambda fields, batch: train_all(fields, lrs, batch),
+        init,
+        seed=data_seed,
+        shuffle=shuffle,
+        log_every=log_every,
+        step=0,
+        verbose=verbose,
+        postfix=_best_loss,
+    )
+    for epoch in range(plan.num_epochs):
+        description = f"sweep of {len(configs)}: epoch {epoch + 1}/{plan.num_epochs}"
+        logs = runner.train_epoch(epoch, description=description)
         if val_feed is not None:
-            totals = None
-            for batch in eval_batches(val_feed, eval_batch_size):
-                part = eval_all(fields, lrs, batch)
-                totals = part if totals is None else jax.tree_util.tree_map(jnp.add, totals, part)
-            totals = jax.device_get(totals)
-            n = totals.pop("count")
-            for i, row in enumerate(rows):
-                row.update({f"val_{k}": float(v[i] / n[i]) for k, v in totals.items()})
-        for history, row in zip(histories, rows, strict=True):
-            history.append(epoch + 1, step, row)
-        if step >= total_steps:
+            val = runner.evaluate(
+                lambda f, batch: (f, eval_all(f, lrs, batch)),
+                val_feed,
+                eval_batch_size or max(batch_size, 256),
+            )
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        for i, history in enumerate(histories):
+            history.append(epoch + 1, runner.step, {k: float(v[i]) for k, v in logs.items()})
+        if runner.done:
             break
-    bar.close()
-
-    fields = jax.device_get(fields)
+    runner.close()
+    fields = jax.device_get(runner.state)
     for i, (config, history) in enumerate(zip(configs, histories, strict=True)):
         one = jax.tree_util.tree_map(lambda a, i=i: jnp.asarray(a[i]), fields)
         history.state = TrainState(**one, model=model, tx=factory(config.get("learning_rate", 1.0)))

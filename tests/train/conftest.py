@@ -1,10 +1,12 @@
-"""Small models and in-memory sources for the training tests."""
+"""Small models and in-memory sources (jdl.data.from_arrays) for the training tests."""
 
 from __future__ import annotations
 
 import flax.linen as nn
 import numpy as np
 import pytest
+
+from jdl.data import ArraySource, from_arrays
 
 
 class TinyMLP(nn.Module):
@@ -27,25 +29,12 @@ class TinyMLP(nn.Module):
         return nn.Dense(self.num_outputs)(x)
 
 
-class ArraySource:
-    """A random-access source over arrays (what jdl.data.load returns, in memory)."""
-
-    def __init__(self, x, y):
-        self.x, self.y = np.asarray(x), np.asarray(y)
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "y": self.y[i]}
-
-
 def blobs(n: int, seed: int = 0, features: int = 5, classes: int = 3) -> ArraySource:
     rng = np.random.default_rng(seed)
     y = rng.integers(0, classes, n)
     centres = np.random.default_rng(123).normal(size=(classes, features)) * 3
     x = centres[y] + rng.normal(size=(n, features))
-    return ArraySource(x.astype(np.float32), y.astype(np.int64))
+    return from_arrays(x.astype(np.float32), y.astype(np.int64))
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import optax
 import pytest
-from conftest import ArraySource, TinyMLP
+from conftest import TinyMLP
 
 import jdl
 from jdl.train import Checkpoint, CheckpointMismatchError, History, callbacks
@@ -135,7 +135,7 @@ def test_resume_with_a_different_model_names_the_mismatch(tmp_path, train_source
 
 def test_terminate_on_nan_names_the_step(train_source):
     x = train_source.x.copy()
-    bad = ArraySource(x, train_source.y)
+    bad = jdl.data.from_arrays(x, train_source.y)
     with pytest.warns(UserWarning, match="became nan at step"):
         h = jdl.fit(
             TinyMLP(),

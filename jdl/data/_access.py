@@ -1,0 +1,116 @@
+"""The random-access source protocol (private): what a source is, how to read from one.
+
+A *source* is anything with ``len(source)`` and ``source[i]`` returning an example dict
+(``{"x": ..., "y": ...}``); ``__getitems__(indices)`` (a list of examples at once) and
+``get_batch(indices)`` (the examples stacked) are optional speed-ups that
+:func:`read_examples` and :func:`read_batch` use when present. Every part of jdl
+that takes a source checks and reads it through the functions here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from jdl._core.checks import check_int
+from jdl.data.stacking import empty_batch, stack_examples
+
+
+def check_source(source: Any, name: str = "source") -> None:
+    """Raise a ``TypeError`` unless ``source`` supports ``len()`` and ``[i]``.
+
+    Args:
+        source: the object to check.
+        name: what the caller calls it (``"train"``, ``"validation"``, ...), for the message.
+
+    Raises:
+        TypeError: naming what was expected and the type found.
+    """
+    if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
+        raise TypeError(
+            f"{name} must be a random-access data source (len() and [i]), e.g. "
+            f"jdl.data.load(...) or jdl.data.from_arrays(x, y); got {type(source).__name__}"
+        )
+
+
+def check_supervised(source: Any, name: str = "source") -> None:
+    """:func:`check_source`, and that the first example is a dict with ``"x"`` and ``"y"``.
+
+    Raises:
+        TypeError: if ``source`` is not random-access.
+        ValueError: if its examples are not dicts with ``"x"`` and ``"y"``.
+    """
+    check_source(source, name)
+    example = source[0]
+    if not isinstance(example, Mapping) or "x" not in example or "y" not in example:
+        found = sorted(example) if isinstance(example, Mapping) else type(example).__name__
+        raise ValueError(f'{name} examples must be dicts with "x" and "y"; got {found}.')
+
+
+def is_in_memory(source: Any) -> bool:
+    """Whether reading ``source`` is plain memory access (lists, tuples, ``in_memory`` sources)."""
+    return isinstance(source, list | tuple) or bool(getattr(source, "in_memory", False))
+
+
+def read_examples(source: Sequence[Any], indices: Sequence[int]) -> list[Any]:
+    """The examples at ``indices``: one ``__getitems__`` call where the source has it."""
+    getitems = getattr(source, "__getitems__", None)
+    if getitems is not None:
+        return list(getitems(list(indices)))
+    return [source[i] for i in indices]
+
+
+def read_batch(source: Sequence[Any], indices: Sequence[int]) -> dict[str, np.ndarray]:
+    """The examples at ``indices`` stacked: the source's ``get_batch`` where it has one
+    (one array indexing for in-memory sources), else its examples read and stacked.
+
+    ``indices`` may be empty: the result then has zero-length arrays shaped like example 0.
+    """
+    get_batch = getattr(source, "get_batch", None)
+    if get_batch is not None:
+        return get_batch(np.asarray(indices, dtype=np.int64))
+    keys = [int(i) for i in indices]
+    if not keys:
+        return empty_batch(source[0])
+    return stack_examples(read_examples(source, keys))
+
+
+def check_index(index: Any, length: int, what: str) -> int:
+    """A single index, checked against ``length`` and made non-negative.
+
+    Args:
+        index: an integer (negative ones count from the end).
+        length: the source's length.
+        what: how to name the source in an ``IndexError``.
+
+    Raises:
+        TypeError: if ``index`` is a bool or not an integer.
+        IndexError: if it is out of range.
+    """
+    i = check_int("index", index)
+    if not -length <= i < length:
+        raise IndexError(f"index {i} out of range for {what} of {length}")
+    return i + length if i < 0 else i
+
+
+def check_indices(indices: Any, length: int, what: str) -> np.ndarray:
+    """A 1-D array of indices, checked against ``length`` and made non-negative.
+
+    Raises:
+        TypeError: if ``indices`` is not a 1-D sequence of integers (an empty one is fine).
+        IndexError: if an index is out of range.
+    """
+    idx = np.asarray(indices)
+    if idx.size == 0:
+        idx = idx.astype(np.int64)
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(
+            f"indices must be a 1-D sequence of integers, got shape {idx.shape} and "
+            f"dtype {idx.dtype}"
+        )
+    if idx.size and not (-length <= idx.min() and idx.max() < length):
+        bad = idx[(idx < -length) | (idx >= length)][0]
+        raise IndexError(f"index {bad} out of range for {what} of {length}")
+    return np.where(idx < 0, idx + length, idx)

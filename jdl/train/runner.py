@@ -1,0 +1,309 @@
+"""The epoch loop that :func:`jdl.fit` and :func:`jdl.train.sweep` share.
+
+Both check their settings and data the same way (:func:`plan_run`), train epoch by epoch
+on :func:`jdl.train.feed.epoch_batches` with a compiled step, keep the per-step metrics
+on the device and fetch them together every ``log_every`` steps (:class:`MetricBuffer`),
+and evaluate exactly on :func:`jdl.train.feed.eval_batches` (:func:`evaluate_sums`).
+:class:`EpochRunner` is that loop; what differs -- callbacks and checkpoints in ``fit``,
+K stacked configurations in ``sweep`` -- stays with the callers.
+
+Metrics may be scalars (``fit``) or carry a leading configuration axis (``sweep``): every
+reduction here is over steps or examples only, so both come out per configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from jdl import losses as losses_lib
+from jdl._core.checks import is_int
+from jdl.data._access import check_supervised
+from jdl.train.feed import ArrayFeed, epoch_batches, eval_batches, make_feed
+
+Metrics = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """How long a run is and what it reads (from :func:`plan_run`).
+
+    Attributes:
+        feed: the training feed (:func:`jdl.train.feed.make_feed`).
+        batch_size: the global training batch size.
+        steps_per_epoch: full batches per epoch (the last partial batch is dropped).
+        total_steps: the steps the run trains for.
+        num_epochs: the epochs it takes (the last one may be partial).
+        sample: one training example as a batch of one (for initialisation).
+    """
+
+    feed: ArrayFeed | Any
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    num_epochs: int
+    sample: dict[str, np.ndarray]
+
+
+def default_metrics(loss: str | Callable) -> tuple[str, ...]:
+    """The metrics ``fit`` and ``sweep`` report by default for a loss: accuracy for
+    classification losses, none otherwise."""
+    fn = losses_lib.get(loss)
+    if fn is losses_lib.cross_entropy:
+        return ("accuracy",)
+    if fn is losses_lib.binary_cross_entropy:
+        return ("binary_accuracy",)
+    return ()
+
+
+def _check_positive_ints(**values: Any) -> None:
+    for name, value in values.items():
+        if value is not None and (not is_int(value) or value < 1):
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+def plan_run(
+    caller: str,
+    model: Any,
+    train: Any,
+    validation: Any,
+    batch_size: int,
+    epochs: int | None,
+    steps: int | None,
+    log_every: int,
+    seed: int,
+) -> RunPlan:
+    """Check a run's settings and data; return its :class:`RunPlan`.
+
+    ``caller`` (``"fit"``, ``"sweep"``) names the entry point in the errors.
+
+    Raises:
+        ValueError: neither ``epochs`` nor ``steps``, a setting that is not a positive
+            integer, a training set smaller than one batch, or batches that do not fit the
+            model (with the data's shape named).
+        TypeError: for a source that is not random-access (from the source check).
+    """
+    if epochs is None and steps is None:
+        raise ValueError(f"{caller} needs `epochs` or `steps` (how long to train); got neither.")
+    _check_positive_ints(epochs=epochs, steps=steps, batch_size=batch_size, log_every=log_every)
+    check_supervised(train, "train")
+    if validation is not None:
+        check_supervised(validation, "validation")
+    feed = make_feed(train)
+    steps_per_epoch = len(feed) // batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"The training set has {len(feed)} examples, fewer than one batch of "
+            f"{batch_size}; use batch_size <= {len(feed)}."
+        )
+    total_steps = steps if epochs is None else epochs * steps_per_epoch
+    if steps is not None:
+        total_steps = min(total_steps, steps)
+    first = next(epoch_batches(feed, batch_size, seed=seed, epoch=0, shuffle=False))
+    sample = jax.tree_util.tree_map(lambda a: a[:1], first)
+    try:  # run the model abstractly so a shape mismatch fails before training
+        jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False), sample["x"])
+    except Exception as err:  # re-raised with the data's shape named
+        raise ValueError(
+            f"The training batches do not fit the model: inputs of shape "
+            f"(batch, {', '.join(map(str, np.shape(sample['x'])[1:]))}) -> {err}"
+        ) from err
+    num_epochs = math.ceil(total_steps / steps_per_epoch)
+    return RunPlan(feed, batch_size, steps_per_epoch, total_steps, num_epochs, sample)
+
+
+def fetch(pending: list[Metrics]) -> dict[str, np.ndarray]:
+    """Per-step metrics copied to the host together and stacked there (axis 0: steps).
+
+    ``jax.device_get`` starts every copy before waiting for any; stacking on the device
+    instead would dispatch one operation per step and metric (slower on CPU).
+    """
+    host = jax.device_get(pending)
+    return {k: np.stack([np.asarray(m[k]) for m in host]) for k in host[0]}
+
+
+class MetricBuffer:
+    """Per-step metrics kept on the device, fetched every ``log_every`` steps.
+
+    Args:
+        log_every: fetch after this many steps.
+        on_fetch: called with ``(first_step, fetched)`` after each fetch, where
+            ``fetched[name]`` has one row per step and ``first_step`` is the 1-based step
+            of its first row.
+    """
+
+    def __init__(
+        self,
+        log_every: int,
+        on_fetch: Callable[[int, dict[str, np.ndarray]], None],
+        *,
+        first_step: int = 1,
+    ) -> None:
+        self.log_every = log_every
+        self.on_fetch = on_fetch
+        self.next_step = first_step
+        self._pending: list[Metrics] = []
+        self._sums: dict[str, np.ndarray] = {}
+        self._count = 0
+
+    def add(self, metrics: Metrics) -> None:
+        """Keep one step's metrics; fetch when ``log_every`` are pending."""
+        self._pending.append(metrics)
+        if len(self._pending) >= self.log_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Fetch every pending step now."""
+        if not self._pending:
+            return
+        fetched = fetch(self._pending)
+        self.on_fetch(self.next_step, fetched)
+        for name, values in fetched.items():
+            total = np.sum(values, axis=0, dtype=np.float64)
+            self._sums[name] = self._sums.get(name, 0.0) + total
+        self._count += len(self._pending)
+        self.next_step += len(self._pending)
+        self._pending = []
+
+    def take_means(self) -> dict[str, np.ndarray]:
+        """The mean of every metric since the last call (after a flush); then reset."""
+        self.flush()
+        means = {k: v / max(self._count, 1) for k, v in self._sums.items()}
+        self._sums, self._count = {}, 0
+        return means
+
+
+def evaluate_sums(
+    eval_fn: Callable[[Any, dict[str, np.ndarray]], tuple[Any, Metrics]],
+    state: Any,
+    feed: ArrayFeed | Any,
+    batch_size: int,
+) -> dict[str, np.ndarray]:
+    """Every example of ``feed`` once through ``eval_fn``; each metric's mean over them.
+
+    ``eval_fn(state, batch) -> (state, sums)`` returns per-batch sums with their
+    ``"count"`` (as :func:`jdl.train.eval_step` does); the sums are added on the device and
+    divided by the total count on the host.
+    """
+    totals = None
+    for batch in eval_batches(feed, batch_size):
+        _, sums = eval_fn(state, batch)
+        totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
+    totals = jax.device_get(totals)
+    count = np.asarray(totals.pop("count"), np.float64)
+    return {k: np.asarray(v, np.float64) / count for k, v in totals.items()}
+
+
+class EpochRunner:
+    """Trains a state epoch by epoch with a compiled step, on a :class:`RunPlan`.
+
+    Args:
+        plan: the run's plan.
+        train_fn: the compiled step ``(state, batch) -> (state, metrics)``; a
+            :class:`jdl.train.ParallelStep` places the state with its ``put_state``.
+        state: the state to start from.
+        seed: the shuffling seed.
+        shuffle: reshuffle every epoch.
+        log_every: fetch the metrics every this many steps.
+        step: the step the state is at (default: read from ``state.step``, non-zero when
+            resuming).
+        verbose: 1 shows a tqdm progress bar; 0 is silent.
+        postfix: ``fetched -> dict`` shown after the bar (default: each metric's last
+            value).
+        on_fetch: also called with ``(first_step, fetched)`` after every fetch (may be set
+            later, as the attribute ``on_fetch``).
+    """
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        train_fn: Callable[[Any, dict[str, np.ndarray]], tuple[Any, Metrics]],
+        state: Any,
+        *,
+        seed: int,
+        shuffle: bool,
+        log_every: int,
+        step: int | None = None,
+        verbose: int = 1,
+        postfix: Callable[[dict[str, np.ndarray]], dict[str, str]] | None = None,
+        on_fetch: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.train_fn = train_fn
+        put_state = getattr(train_fn, "put_state", None)
+        self.state = put_state(state) if put_state is not None else state
+        step = int(np.max(state.step)) if step is None else step
+        self.step = step
+        self.seed = seed
+        self.shuffle = shuffle
+        self._postfix = postfix or (lambda f: {k: f"{v[-1]:.4g}" for k, v in f.items()})
+        self.on_fetch = on_fetch
+        self.bar = tqdm(
+            total=plan.total_steps,
+            initial=step,
+            disable=verbose < 1,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        self.metrics = MetricBuffer(log_every, self._fetched, first_step=step + 1)
+
+    @property
+    def done(self) -> bool:
+        """Whether the run has trained all its steps."""
+        return self.step >= self.plan.total_steps
+
+    def _fetched(self, first_step: int, fetched: dict[str, np.ndarray]) -> None:
+        if self.on_fetch is not None:
+            self.on_fetch(first_step, fetched)
+        self.bar.update(len(next(iter(fetched.values()))))
+        self.bar.set_postfix(self._postfix(fetched), refresh=False)
+
+    def _batches(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
+        skip = max(self.step - epoch * self.plan.steps_per_epoch, 0)
+        return epoch_batches(
+            self.plan.feed,
+            self.plan.batch_size,
+            seed=self.seed,
+            epoch=epoch,
+            shuffle=self.shuffle,
+            skip=skip,
+        )
+
+    def train_epoch(
+        self, epoch: int, *, stop: Callable[[], bool] = lambda: False, description: str = ""
+    ) -> dict[str, np.ndarray]:
+        """Train epoch ``epoch`` (0-based; resumes mid-epoch from ``step``).
+
+        Stops early when the run is done or ``stop()`` says so (checked before each step).
+
+        Returns:
+            The mean of every training metric over the epoch's steps.
+        """
+        self.bar.set_description(description or f"epoch {epoch + 1}/{self.plan.num_epochs}")
+        for batch in self._batches(epoch):
+            if self.done or stop():
+                break
+            self.state, step_metrics = self.train_fn(self.state, batch)
+            self.step += 1
+            self.metrics.add(step_metrics)
+        return self.metrics.take_means()
+
+    def evaluate(
+        self,
+        eval_fn: Callable[[Any, dict[str, np.ndarray]], tuple[Any, Metrics]],
+        feed: ArrayFeed | Any,
+        batch_size: int,
+    ) -> dict[str, np.ndarray]:
+        """:func:`evaluate_sums` of the current state."""
+        return evaluate_sums(eval_fn, self.state, feed, batch_size)
+
+    def close(self) -> None:
+        """Close the progress bar."""
+        self.bar.close()
