@@ -30,8 +30,6 @@ from typing import Any
 
 from jdl._core.files import atomic_path, atomic_write_text
 
-__all__ = ["MODELS", "build_model", "main"]
-
 
 def _mnist1d_cnn(x_shape, n):
     import jdl
@@ -66,7 +64,7 @@ def _registered(name: str) -> Callable[[tuple[int, ...], int], Any]:
     return build
 
 
-MODELS: dict[str, Callable[[tuple[int, ...], int], Any]] = {
+_MODELS: dict[str, Callable[[tuple[int, ...], int], Any]] = {
     "logistic": _registered("mnist1d_logistic"),
     "mlp": _registered("mnist1d_mlp"),
     "cnn": _mnist1d_cnn,
@@ -84,15 +82,15 @@ The MNIST-1D paper's models, from :func:`jdl.nn.get_model`: ``logistic``
 step)."""
 
 
-def build_model(name: str, x_shape: Sequence[int], num_outputs: int):
-    """The model ``name`` of :data:`MODELS` for inputs of shape ``x_shape`` (one example).
+def _build_model(name: str, x_shape: Sequence[int], num_outputs: int):
+    """The model ``name`` of :data:`_MODELS` for inputs of shape ``x_shape`` (one example).
 
     Raises:
         ValueError: for an unknown name, or a model that cannot read such inputs.
     """
-    if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}; expected one of {sorted(MODELS)}.")
-    return MODELS[name](tuple(x_shape), num_outputs)
+    if name not in _MODELS:
+        raise ValueError(f"Unknown model {name!r}; expected one of {sorted(_MODELS)}.")
+    return _MODELS[name](tuple(x_shape), num_outputs)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    train.add_argument("--model", default="cnn", choices=sorted(MODELS), help="the model")
+    train.add_argument("--model", default="cnn", choices=sorted(_MODELS), help="the model")
     train.add_argument(
         "--dataset",
         default="mnist1d",
@@ -191,7 +189,7 @@ def _train(args: argparse.Namespace) -> int:
     classification = info.num_classes is not None
     num_outputs = info.num_classes if classification else int(math.prod(info.y_shape) or 1)
     try:
-        model = build_model(args.model, info.x_shape, num_outputs)
+        model = _build_model(args.model, info.x_shape, num_outputs)
     except ValueError as err:
         return _fail(str(err))
     loss = "cross_entropy" if classification else "mse"

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import jdl
-from jdl.__main__ import MODELS, build_model, main
+from jdl.__main__ import _MODELS, _build_model, main
 
 
 def test_help_explains_every_option():
@@ -88,9 +88,9 @@ def test_unknown_choice_is_rejected_by_the_parser(capsys):
 
 
 def test_build_model_covers_sequences_and_images():
-    assert set(MODELS) == {"logistic", "mlp", "cnn", "gru", "lstm", "rnn"}
-    assert build_model("cnn", (40,), 10).ndim == 1
-    assert build_model("cnn", (8, 8, 1), 10).ndim == 2
-    assert build_model("lstm", (40,), 10).cell == "lstm"
+    assert set(_MODELS) == {"logistic", "mlp", "cnn", "gru", "lstm", "rnn"}
+    assert _build_model("cnn", (40,), 10).ndim == 1
+    assert _build_model("cnn", (8, 8, 1), 10).ndim == 2
+    assert _build_model("lstm", (40,), 10).cell == "lstm"
     with pytest.raises(ValueError, match="Unknown model"):
-        build_model("nope", (40,), 10)
+        _build_model("nope", (40,), 10)

@@ -72,19 +72,6 @@ class Layer:
         return any(p in ("kernel", "embedding") for p in self.param_names)
 
 
-def as_variables(variables: Any) -> dict[str, PyTree]:
-    """Accept ``{"params": ...}`` dicts, a ``TrainState`` or a ``History``."""
-    if hasattr(variables, "variables") and not isinstance(variables, Mapping):
-        variables = variables.variables
-    if not isinstance(variables, Mapping) or "params" not in variables:
-        found = sorted(variables) if isinstance(variables, Mapping) else type(variables).__name__
-        raise TypeError(
-            'variables must be a dict with "params" (and "batch_stats" for BatchNorm models), '
-            f"e.g. model.init(...) or history.variables; got {found}."
-        )
-    return dict(variables)
-
-
 def batch_xy(batch: Any, *, need_y: bool = True) -> tuple[jax.Array, jax.Array | None]:
     """Split a batch dict (or a :func:`jdl.data.from_arrays` source) into ``(x, y)``."""
     if isinstance(batch, ArraySource):
@@ -168,7 +155,13 @@ class _Recorder:
         self.instrument = instrument
         self.order: list[tuple[str, str]] = []
 
-    def __call__(self, next_fun, args, kwargs, context):
+    def __call__(
+        self,
+        next_fun: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: nn.module.InterceptorContext,
+    ) -> Any:
         if context.method_name != "__call__":
             return next_fun(*args, **kwargs)
         out = next_fun(*args, **kwargs)
@@ -205,7 +198,7 @@ def discover_layers(
     """
     recorder = _Recorder(None, instrument=False)
 
-    def run(v, xx):
+    def run(v: Mapping[str, PyTree], xx: jax.Array) -> tuple[Any, dict[str, PyTree]]:
         with nn.intercept_methods(recorder):
             return apply_model(model, v, xx, train=train, rng=jax.random.key(0))
 
@@ -276,7 +269,7 @@ def instrumented_pass(
     params = variables["params"]
     rest = {k: v for k, v in variables.items() if k not in ("params", "perturbations")}
 
-    def forward(p, perts):
+    def forward(p: PyTree, perts: PyTree | None) -> tuple[Any, dict[str, PyTree]]:
         recorder = _Recorder(wanted.__contains__, instrument=True)
         v = {**rest, "params": p}
         if perts is not None:
@@ -297,7 +290,7 @@ def instrumented_pass(
         act_grads = None
     else:
 
-        def objective(p, q):
+        def objective(p: PyTree, q: PyTree) -> tuple[jax.Array, tuple[Any, dict[str, PyTree]]]:
             out, state = forward(p, q)
             value = check_scalar_loss(loss(out, y))
             return value, (out, state)

@@ -30,7 +30,6 @@ import optax
 from jdl._core.tree import own_leaves
 from jdl.analysis._layers import (
     Layer,
-    as_variables,
     batch_xy,
     check_layer_names,
     discover_layers,
@@ -39,6 +38,7 @@ from jdl.analysis._layers import (
     resolve_activation,
 )
 from jdl.train.optim import as_optimizer
+from jdl.train.state import _as_variables
 
 #: ``|tanh|`` above this counts as saturated (tanh' < 0.02).
 TANH_SATURATION = 0.99
@@ -100,7 +100,7 @@ def _groups(layers: list[Layer], instrumented: set[str]) -> dict[str, str]:
     group_of: dict[str, str] = {}
     current: list[str] = []
 
-    def close():
+    def close() -> None:
         if current:
             last = current[-1]
             for member in current:
@@ -131,7 +131,7 @@ def probe(
     stats: bool = True,
 ) -> ProbeResult:
     """Compute per-layer gradient and activation numbers in one compiled pass."""
-    variables = as_variables(variables)
+    variables = _as_variables(variables)
     x, y = batch_xy(batch, need_y=loss is not None)
     loss_fn = get_loss(loss) if loss is not None else None
     all_layers = discover_layers(model, variables, x, train=train)
@@ -214,7 +214,7 @@ def _rms(values: jax.Array) -> jax.Array:
 
 def _first_update(tx: optax.GradientTransformation, params: Any, grads: Any) -> Any:
     @jax.jit
-    def run(p, g):
+    def run(p: Any, g: Any) -> Any:
         updates, _ = tx.update(g, tx.init(p), p)
         return updates
 
@@ -222,7 +222,9 @@ def _first_update(tx: optax.GradientTransformation, params: Any, grads: Any) -> 
 
 
 @functools.partial(jax.jit, static_argnames=("fn", "kind", "bins"))
-def _activation_stats(pre: jax.Array, fn: Callable | None, kind: str | None, bins: int):
+def _activation_stats(
+    pre: jax.Array, fn: Callable | None, kind: str | None, bins: int
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
     a = pre.astype(jnp.float32)
     if fn is not None:
         a = fn(a)

@@ -19,12 +19,15 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import numpy as np
 
 from jdl.analysis._probe import probe
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["ActivationStats", "LayerActivations", "activation_stats"]
 
@@ -79,15 +82,15 @@ class ActivationStats(collections.abc.Mapping):
 
     __repr__ = __str__
 
-    def plot(self, *, ax=None, max_layers: int = 8):
+    def plot(self, *, ax: Axes | None = None, max_layers: int = 8) -> Axes:
         """Histograms of the activations of up to ``max_layers`` layers (evenly spaced).
 
         Returns:
           The matplotlib ``Axes``.
         """
-        from jdl.analysis.plots import plot_activation_histograms
+        from jdl.analysis.plots import _plot_activation_histograms
 
-        return plot_activation_histograms(self, ax=ax, max_layers=max_layers)
+        return _plot_activation_histograms(self, ax=ax, max_layers=max_layers)
 
 
 def activation_stats(

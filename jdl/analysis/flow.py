@@ -30,11 +30,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 
 from jdl.analysis._probe import probe
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DEAD_FRACTION",
@@ -188,15 +191,15 @@ class GradientFlow:
 
     __repr__ = __str__
 
-    def plot(self, *, fig=None, max_histograms: int = 6):
+    def plot(self, *, fig: Figure | None = None, max_histograms: int = 6) -> Figure:
         """Gradient norms by depth (log scale) and activation histograms of a few layers.
 
         Returns:
           The matplotlib ``Figure``.
         """
-        from jdl.analysis.plots import plot_gradient_flow
+        from jdl.analysis.plots import _plot_gradient_flow
 
-        return plot_gradient_flow(self, fig=fig, max_histograms=max_histograms)
+        return _plot_gradient_flow(self, fig=fig, max_histograms=max_histograms)
 
 
 def gradient_flow(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
@@ -23,7 +23,6 @@ import numpy as np
 
 from jdl._core.tree import own_leaves
 from jdl.analysis._layers import (
-    as_variables,
     batch_xy,
     check_layer_names,
     discover_layers,
@@ -31,6 +30,10 @@ from jdl.analysis._layers import (
     resolve_activation,
 )
 from jdl.analysis.flow import GradientFlow, gradient_flow
+from jdl.train.state import _as_variables
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["InitComparison", "compare_inits", "jacobian_singular_values"]
 
@@ -65,7 +68,7 @@ def jacobian_singular_values(
     Raises:
       ValueError: if no activation is known, or a layer is not a 2-D Dense kernel.
     """
-    variables = as_variables(variables)
+    variables = _as_variables(variables)
     x, _ = batch_xy(x, need_y=False)
     x = x[:num_examples]
     _, fn = resolve_activation(model, activation)
@@ -79,7 +82,7 @@ def jacobian_singular_values(
     names = [layer.name for layer in chosen]
 
     @jax.jit
-    def run(v, xx):
+    def run(v: Mapping[str, Any], xx: jax.Array) -> dict[str, jax.Array]:
         res = instrumented_pass(model, v, xx, None, None, names, train=False, rng=jax.random.key(0))
         out = {}
         for name in names:
@@ -141,11 +144,11 @@ class InitComparison:
 
     __repr__ = __str__
 
-    def plot(self, *, fig=None):
+    def plot(self, *, fig: Figure | None = None) -> Figure:
         """Activation std and back-propagated gradient by layer, one line per initialiser."""
-        from jdl.analysis.plots import plot_init_comparison
+        from jdl.analysis.plots import _plot_init_comparison
 
-        return plot_init_comparison(self, fig=fig)
+        return _plot_init_comparison(self, fig=fig)
 
 
 def compare_inits(

@@ -36,15 +36,18 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jdl.analysis.scanning import as_arrays, initial_state, sample_batch
-from jdl.train import as_optimizer, train_step
+from jdl.analysis.scanning import _as_arrays, initial_state, sample_batch
+from jdl.train import TrainState, as_optimizer, train_step
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["LRFinder", "lr_find"]
 
@@ -105,15 +108,15 @@ class LRFinder:
 
     __repr__ = __str__
 
-    def plot(self, *, ax=None):
+    def plot(self, *, ax: Axes | None = None) -> Axes:
         """Smoothed loss against learning rate (log x), with the suggestion marked.
 
         Returns:
           The matplotlib ``Axes``.
         """
-        from jdl.analysis.plots import plot_lr_find
+        from jdl.analysis.plots import _plot_lr_find
 
-        return plot_lr_find(self, ax=ax)
+        return _plot_lr_find(self, ax=ax)
 
 
 def lr_find(
@@ -130,7 +133,7 @@ def lr_find(
     diverge: float = 4.0,
     variables: Any = None,
     seed: int = 0,
-    **optimizer_kwargs,
+    **optimizer_kwargs: Any,
 ) -> LRFinder:
     """Run the learning-rate range test and suggest a learning rate.
 
@@ -169,10 +172,10 @@ def lr_find(
         raise ValueError(f"Need 0 < start_lr < end_lr; got {start_lr}, {end_lr}.")
     if steps < 3:
         raise ValueError(f"steps must be >= 3; got {steps}.")
-    x, y = (jnp.asarray(a) for a in as_arrays(data))
+    x, y = (jnp.asarray(a) for a in _as_arrays(data))
     factor = (end_lr / start_lr) ** (1.0 / (steps - 1))
 
-    def schedule(count):
+    def schedule(count: jax.Array) -> jax.Array:
         return start_lr * factor ** jnp.asarray(count, jnp.float32)
 
     # The range test sets the learning rate: a name or a function schedule -> transformation.
@@ -181,16 +184,21 @@ def lr_find(
     key = jax.random.key(seed + 1)
 
     @jax.jit
-    def run(state):
-        def step(carry, i):
+    def run(state: TrainState) -> tuple[jax.Array, jax.Array, jax.Array]:
+        def step(
+            carry: tuple[TrainState, jax.Array, jax.Array, jax.Array], i: jax.Array
+        ) -> tuple[
+            tuple[TrainState, jax.Array, jax.Array, jax.Array],
+            tuple[jax.Array, jax.Array, jax.Array],
+        ]:
             st, avg, best, stopped = carry
 
-            def live(st):
+            def live(st: TrainState) -> tuple[TrainState, jax.Array]:
                 batch = sample_batch(jax.random.fold_in(key, i), x, y, batch_size)
                 new, m = train_step(st, batch, loss_fn=loss)
                 return new, m["loss"].astype(jnp.float32)
 
-            def skip(st):
+            def skip(st: TrainState) -> tuple[TrainState, jax.Array]:
                 return st, jnp.asarray(jnp.nan, jnp.float32)
 
             st, value = jax.lax.cond(stopped, skip, live, st)

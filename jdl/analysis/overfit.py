@@ -39,7 +39,7 @@ from jdl import losses as losses_lib
 from jdl.analysis._layers import apply_model, batch_xy
 from jdl.analysis.flow import gradient_flow
 from jdl.analysis.scanning import initial_state, scan_fit
-from jdl.train import as_optimizer
+from jdl.train import TrainState, as_optimizer
 
 __all__ = ["OverfitResult", "overfit_check"]
 
@@ -168,7 +168,7 @@ def overfit_check(
     state = run.state
 
     @jax.jit
-    def outputs(v):
+    def outputs(v: dict[str, Any]) -> jax.Array:
         return apply_model(state.model, v, x, train=False)[0]
 
     first_vars = initial_state(model, optax.identity(), x, seed, variables).variables
@@ -215,7 +215,18 @@ def overfit_check(
     )
 
 
-def _hints(name, loss, out0, y, losses, initial, final, classes, state, x) -> list[str]:
+def _hints(
+    name: str,
+    loss: str | Callable,
+    out0: np.ndarray,
+    y: jax.Array,
+    losses: np.ndarray,
+    initial: float,
+    final: float,
+    classes: bool,
+    state: TrainState,
+    x: jax.Array,
+) -> list[str]:
     hints = []
     if name in ("cross_entropy", "binary_cross_entropy"):
         lo, hi = float(np.min(out0)), float(np.max(out0))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = [
-    "plot_activation_histograms",
-    "plot_gradient_flow",
-    "plot_init_comparison",
-    "plot_lr_find",
-    "plot_signal_propagation",
-]
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from jdl.analysis.activations import ActivationStats, LayerActivations
+    from jdl.analysis.flow import GradientFlow, LayerReport
+    from jdl.analysis.inits import InitComparison
+    from jdl.analysis.lr_range import LRFinder
+    from jdl.analysis.signal import SignalPropagation
 
 _COLORS = {
     "healthy": "tab:green",
@@ -23,18 +27,20 @@ _COLORS = {
 }
 
 
-def _plt():
+def _plt() -> ModuleType:
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def _positive(values) -> np.ndarray:
+def _positive(values: Any) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     return np.where(arr > 0, arr, np.nan)
 
 
-def plot_gradient_flow(report: Any, *, fig=None, max_histograms: int = 6):
+def _plot_gradient_flow(
+    report: GradientFlow, *, fig: Figure | None = None, max_histograms: int = 6
+) -> Figure:
     """Left: gradient norms by depth (log scale), coloured by verdict. Right: histograms."""
     plt = _plt()
     fig = fig or plt.figure(figsize=(12, 4.2))
@@ -71,7 +77,9 @@ def plot_gradient_flow(report: Any, *, fig=None, max_histograms: int = 6):
     return fig
 
 
-def _histograms(ax, layers, max_layers: int):
+def _histograms(
+    ax: Axes, layers: Sequence[LayerReport | LayerActivations], max_layers: int
+) -> Axes:
     if not layers:
         ax.set_title("no activations captured")
         return ax
@@ -91,7 +99,9 @@ def _histograms(ax, layers, max_layers: int):
     return ax
 
 
-def plot_activation_histograms(stats: Any, *, ax=None, max_layers: int = 8):
+def _plot_activation_histograms(
+    stats: ActivationStats, *, ax: Axes | None = None, max_layers: int = 8
+) -> Axes:
     """Histograms of the activations of up to ``max_layers`` evenly spaced layers."""
     plt = _plt()
     if ax is None:
@@ -99,7 +109,13 @@ def plot_activation_histograms(stats: Any, *, ax=None, max_layers: int = 8):
     return _histograms(ax, list(stats.values()), max_layers)
 
 
-def plot_signal_propagation(sp: Any, *, axes=None, label: str | None = None, log: bool = True):
+def _plot_signal_propagation(
+    sp: SignalPropagation,
+    *,
+    axes: Sequence[Axes] | None = None,
+    label: str | None = None,
+    log: bool = True,
+) -> Sequence[Axes]:
     """Brock et al.'s three panels: squared channel mean, channel variance, residual variance."""
     plt = _plt()
     if axes is None:
@@ -121,7 +137,7 @@ def plot_signal_propagation(sp: Any, *, axes=None, label: str | None = None, log
     return axes
 
 
-def plot_lr_find(res: Any, *, ax=None):
+def _plot_lr_find(res: LRFinder, *, ax: Axes | None = None) -> Axes:
     """Raw loss, its EMA and its lag-free trend against learning rate, suggestion marked."""
     plt = _plt()
     if ax is None:
@@ -143,7 +159,7 @@ def plot_lr_find(res: Any, *, ax=None):
     return ax
 
 
-def plot_init_comparison(cmp: Any, *, fig=None):
+def _plot_init_comparison(cmp: InitComparison, *, fig: Figure | None = None) -> Figure:
     """Activation std and back-propagated gradient by layer, one line per initialiser."""
     plt = _plt()
     fig = fig or plt.figure(figsize=(11, 4))

@@ -22,12 +22,12 @@ import numpy as np
 import optax
 
 from jdl import metrics as metrics_lib
-from jdl.analysis._layers import apply_model, as_variables
+from jdl.analysis._layers import apply_model
 from jdl.data import ArraySource, as_source
 from jdl.data import as_arrays as source_arrays
 from jdl.train import TrainState, as_optimizer, create_state, state_from_variables, train_step
 
-__all__ = ["ScanRun", "as_arrays", "scan_fit"]
+__all__ = ["ScanRun", "scan_fit"]
 
 
 @dataclasses.dataclass
@@ -51,7 +51,7 @@ class ScanRun:
         return self.state.variables
 
 
-def as_arrays(data: Any) -> tuple[np.ndarray, np.ndarray]:
+def _as_arrays(data: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from a dict of arrays, an ``(x, y)`` pair or a random-access source."""
     if isinstance(data, Mapping):
         if "x" not in data or "y" not in data:
@@ -113,24 +113,38 @@ def scan_fit(
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}.")
-    x, y = (jnp.asarray(a) for a in as_arrays(data))
+    x, y = (jnp.asarray(a) for a in _as_arrays(data))
     state = initial_state(model, as_optimizer(optimizer), x, seed, variables)
     state, losses = _run(state, x, y, loss, steps, batch_size, seed)
     return ScanRun(np.asarray(losses), state, evaluate_arrays(state, x, y, loss, metrics))
 
 
-def initial_state(model, optimizer, x, seed, variables=None) -> TrainState:
+def initial_state(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    x: jax.Array,
+    seed: int,
+    variables: Any = None,
+) -> TrainState:
     """A fresh state from ``seed`` on inputs like ``x``, or one from ``variables`` if given."""
     if variables is None:
         return create_state(model, optimizer, x[:1], seed)
-    return state_from_variables(model, optimizer, as_variables(variables), seed, copy=False)
+    return state_from_variables(model, optimizer, variables, seed, copy=False)
 
 
 @functools.partial(jax.jit, static_argnames=("loss", "steps", "batch_size"))
-def _run(state, x, y, loss, steps, batch_size, seed):
+def _run(
+    state: TrainState,
+    x: jax.Array,
+    y: jax.Array,
+    loss: str | Callable,
+    steps: int,
+    batch_size: int | None,
+    seed: int,
+) -> tuple[TrainState, jax.Array]:
     key = jax.random.key(seed + 1)
 
-    def body(st, i):
+    def body(st: TrainState, i: jax.Array) -> tuple[TrainState, jax.Array]:
         batch = sample_batch(jax.random.fold_in(key, i), x, y, batch_size)
         st, m = train_step(st, batch, loss_fn=loss)
         return st, m["loss"]
@@ -138,12 +152,18 @@ def _run(state, x, y, loss, steps, batch_size, seed):
     return jax.lax.scan(body, state, jnp.arange(steps))
 
 
-def evaluate_arrays(state, x, y, loss, metrics=("accuracy",)) -> dict[str, float]:
+def evaluate_arrays(
+    state: TrainState,
+    x: jax.Array,
+    y: jax.Array,
+    loss: str | Callable,
+    metrics: Sequence[str] = ("accuracy",),
+) -> dict[str, float]:
     """Loss and metrics of ``state`` on arrays, evaluation mode, one compiled call."""
     from jdl import losses as losses_lib
 
     @jax.jit
-    def run(v):
+    def run(v: dict[str, Any]) -> dict[str, jax.Array]:
         out, _ = apply_model(state.model, v, x, train=False)
         res = {"loss": losses_lib.get(loss)(out, y)}
         for name in metrics:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
@@ -35,12 +35,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdl.analysis._layers import (
-    as_variables,
     batch_xy,
     discover_layers,
     instrumented_pass,
     natural_key,
 )
+from jdl.train.state import _as_variables
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from matplotlib.axes import Axes
 
 __all__ = ["SignalPropagation", "channel_stats", "signal_propagation"]
 
@@ -77,15 +82,17 @@ class SignalPropagation:
 
     __repr__ = __str__
 
-    def plot(self, *, axes=None, label: str | None = None, log: bool = True):
+    def plot(
+        self, *, axes: Sequence[Axes] | None = None, label: str | None = None, log: bool = True
+    ) -> Sequence[Axes]:
         """The three curves of Brock et al. side by side (log y-axis by default).
 
         Returns:
           The three matplotlib ``Axes``.
         """
-        from jdl.analysis.plots import plot_signal_propagation
+        from jdl.analysis.plots import _plot_signal_propagation
 
-        return plot_signal_propagation(self, axes=axes, label=label, log=log)
+        return _plot_signal_propagation(self, axes=axes, label=label, log=log)
 
 
 def channel_stats(h: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -97,7 +104,7 @@ def channel_stats(h: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def _blocks(params: dict) -> list[str]:
-    def has_nested(node) -> bool:
+    def has_nested(node: Any) -> bool:
         return isinstance(node, dict) and any(isinstance(v, dict) for v in node.values())
 
     return [k for k, v in params.items() if has_nested(v)]
@@ -139,7 +146,7 @@ def signal_propagation(
       >>> len(sp.names), bool(sp.variance[-1] > sp.variance[0])
       (9, True)
     """
-    variables = as_variables(variables)
+    variables = _as_variables(variables)
     x, _ = batch_xy(x, need_y=False)
     layers = discover_layers(model, variables, x, train=train)
     if points == "auto":
@@ -170,7 +177,7 @@ def signal_propagation(
         raise ValueError("No measurement points: the model has fewer than two weighted layers.")
 
     @jax.jit
-    def run(v, xx):
+    def run(v: Mapping[str, Any], xx: jax.Array) -> list[tuple[jax.Array, jax.Array, jax.Array]]:
         res = instrumented_pass(
             model, v, xx, None, None, names, train=train, rng=jax.random.key(seed)
         )

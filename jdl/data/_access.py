@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from jdl._core.checks import check_int
-from jdl.data.stacking import empty_batch, stack_examples
+from jdl.data.stacking import _stack_examples, empty_batch
 
 
 def check_source(source: Any, name: str = "source") -> None:
@@ -74,7 +74,7 @@ def read_batch(source: Sequence[Any], indices: Sequence[int]) -> dict[str, np.nd
     keys = [int(i) for i in indices]
     if not keys:
         return empty_batch(source[0])
-    return stack_examples(read_examples(source, keys))
+    return _stack_examples(read_examples(source, keys))
 
 
 def check_index(index: Any, length: int, what: str) -> int:

@@ -23,9 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jdl.data.coffee import NOISE_STDDEV, make_coffee_split
-
-__all__ = ["BUILDERS", "JdlCoffee", "JdlDigits", "JdlIris", "JdlMnist1d"]
+from jdl.data.coffee import _NOISE_STDDEV, _make_coffee_split
 
 Arrays = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -264,12 +262,12 @@ class JdlCoffee(_BundledBuilder):
         "Synthetic coffee demand by time of day (jdl): a 0.05 baseline plus Gaussian bumps "
         "at 08:00 (tallest), 10:30, 13:00 and 15:30; see jdl.data.coffee_demand. "
         "x: float32 (1,) = hour / 24 in [0, 1); y: float32 (1,) = demand + "
-        f"N(0, {NOISE_STDDEV}^2). Splits train 512 (seed 0) / test 128 (seed 1)."
+        f"N(0, {_NOISE_STDDEV}^2). Splits train 512 (seed 0) / test 128 (seed 1)."
     )
 
     def _make_arrays(self) -> Arrays:
         return {
-            split: make_coffee_split(size, self.SPLIT_SEEDS[split])
+            split: _make_coffee_split(size, self.SPLIT_SEEDS[split])
             for split, size in self.SPLIT_SIZES.items()
         }
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from jdl._core.cache import cache_dir
 
-__all__ = ["ENV_VAR", "resolve_data_dir"]
+__all__ = ["resolve_data_dir"]
 
 #: Environment variable that overrides the default cache directory of bundled datasets.
-ENV_VAR = "JDL_DATA_DIR"
+_ENV_VAR = "JDL_DATA_DIR"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -50,7 +50,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
         if os.fspath(data_dir) == "":
             raise ValueError("data_dir must be a non-empty path (or None for the default), got ''")
         return Path(data_dir).expanduser().absolute()
-    return cache_dir("datasets", ENV_VAR)
+    return cache_dir("datasets", _ENV_VAR)
 
 
 @contextlib.contextmanager

@@ -10,10 +10,8 @@ import tensorflow_datasets as tfds
 from jdl.data.errors import UnknownDatasetError
 from jdl.data.prepare import BUNDLED
 
-__all__ = ["catalog_builder", "check_name", "supervised_keys"]
 
-
-def check_name(name: object) -> str:
+def _check_name(name: object) -> str:
     """Returns ``name`` if it is a non-empty string.
 
     Args:
@@ -48,7 +46,7 @@ def _unknown_message(name: str) -> str:
     )
 
 
-def catalog_builder(
+def _catalog_builder(
     name: str, data_dir: str | os.PathLike[str] | None = None
 ) -> tfds.core.DatasetBuilder:
     """Returns the TFDS builder of a catalog dataset, set up to read ``array_record`` files.
@@ -67,7 +65,7 @@ def catalog_builder(
     Raises:
         UnknownDatasetError: If TFDS has no dataset called ``name``.
     """
-    check_name(name)
+    _check_name(name)
     kwargs = {} if data_dir is None else {"data_dir": os.fspath(data_dir)}
     try:
         return tfds.builder(name, file_format="array_record", **kwargs)
@@ -75,7 +73,7 @@ def catalog_builder(
         raise UnknownDatasetError(_unknown_message(name)) from None
 
 
-def supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
+def _supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
     """Returns the ``(input, target)`` feature names of a builder's supervised keys.
 
     Args:

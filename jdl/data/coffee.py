@@ -11,28 +11,21 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = [
-    "BASELINE",
-    "HOURS_PER_DAY",
-    "NOISE_STDDEV",
-    "PEAKS",
-    "coffee_demand",
-    "make_coffee_split",
-]
+__all__ = ["coffee_demand"]
 
 #: Demand outside the breaks (night time).
-BASELINE = 0.05
+_BASELINE = 0.05
 #: ``(hour, height, width in hours)`` of each coffee-break bump, morning first.
-PEAKS: tuple[tuple[float, float, float], ...] = (
+_PEAKS: tuple[tuple[float, float, float], ...] = (
     (8.0, 0.85, 0.9),
     (10.5, 0.45, 0.5),
     (13.0, 0.5, 0.6),
     (15.5, 0.35, 0.55),
 )
 #: Standard deviation of the Gaussian noise added to the dataset's targets.
-NOISE_STDDEV = 0.03
-#: Inputs of the dataset are ``hour / HOURS_PER_DAY``, the fraction of the day.
-HOURS_PER_DAY = 24.0
+_NOISE_STDDEV = 0.03
+#: Inputs of the dataset are ``hour / _HOURS_PER_DAY``, the fraction of the day.
+_HOURS_PER_DAY = 24.0
 
 
 def coffee_demand(hours: npt.ArrayLike) -> np.ndarray:
@@ -45,8 +38,9 @@ def coffee_demand(hours: npt.ArrayLike) -> np.ndarray:
 
     Returns:
         A float64 array of the same shape as ``hours`` with values in ``[0.05, 0.9]``:
-        ``BASELINE + sum(height * exp(-((hours - hour) / width) ** 2 / 2))`` over
-        :data:`PEAKS`.
+        ``0.05 + sum(height * exp(-((hours - hour) / width) ** 2 / 2))`` over the four
+        bumps ``(hour, height, width)``: ``(8, 0.85, 0.9)``, ``(10.5, 0.45, 0.5)``,
+        ``(13, 0.5, 0.6)`` and ``(15.5, 0.35, 0.55)``.
 
     Raises:
         TypeError: If ``hours`` is not numeric.
@@ -59,17 +53,17 @@ def coffee_demand(hours: npt.ArrayLike) -> np.ndarray:
     if not (np.issubdtype(h.dtype, np.number) or h.dtype == np.bool_) or np.iscomplexobj(h):
         raise TypeError(f"hours must be a real number or array of them, got dtype {h.dtype}")
     h = h.astype(np.float64)
-    demand = np.full(h.shape, BASELINE)
-    for centre, height, width in PEAKS:
+    demand = np.full(h.shape, _BASELINE)
+    for centre, height, width in _PEAKS:
         demand = demand + height * np.exp(-0.5 * ((h - centre) / width) ** 2)
     return demand
 
 
-def make_coffee_split(num_examples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _make_coffee_split(num_examples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Samples one split of the ``"coffee"`` dataset.
 
     Hours are drawn uniformly from ``[0, 24)`` and the targets are
-    ``coffee_demand(hours) + N(0, NOISE_STDDEV**2)``, both with
+    ``coffee_demand(hours) + N(0, _NOISE_STDDEV**2)``, both with
     ``np.random.default_rng(seed)``.
 
     Args:
@@ -86,8 +80,8 @@ def make_coffee_split(num_examples: int, seed: int) -> tuple[np.ndarray, np.ndar
     if num_examples < 1:
         raise ValueError(f"num_examples must be at least 1, got {num_examples}")
     rng = np.random.default_rng(seed)
-    hours = rng.uniform(0.0, HOURS_PER_DAY, size=num_examples)
-    demand = coffee_demand(hours) + rng.normal(0.0, NOISE_STDDEV, size=num_examples)
-    x = (hours / HOURS_PER_DAY).astype(np.float32)[:, None]
+    hours = rng.uniform(0.0, _HOURS_PER_DAY, size=num_examples)
+    demand = coffee_demand(hours) + rng.normal(0.0, _NOISE_STDDEV, size=num_examples)
+    x = (hours / _HOURS_PER_DAY).astype(np.float32)[:, None]
     y = demand.astype(np.float32)[:, None]
     return x, y

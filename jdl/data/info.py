@@ -9,9 +9,9 @@ from typing import Literal
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jdl.data.catalog import catalog_builder, check_name, supervised_keys
+from jdl.data.catalog import _catalog_builder, _check_name, _supervised_keys
 from jdl.data.errors import UnknownSplitError
-from jdl.data.prepare import BUNDLED, prepare
+from jdl.data.prepare import BUNDLED, _prepare
 
 __all__ = ["DatasetInfo", "dataset_info"]
 
@@ -95,7 +95,7 @@ def summarize(builder: tfds.core.DatasetBuilder, name: str, *, bundled: bool) ->
     Raises:
         ValueError: If the builder has no usable supervised keys.
     """
-    x_key, y_key = supervised_keys(builder)
+    x_key, y_key = _supervised_keys(builder)
     features = builder.info.features
     x_feature, y_feature = features[x_key], features[y_key]
     num_classes = (
@@ -141,7 +141,7 @@ def dataset_info(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
         >>> info.num_classes, info.x_shape, info.splits
         (3, (4,), {'train': 120, 'test': 30})
     """
-    check_name(name)
+    _check_name(name)
     if name in BUNDLED:
-        return summarize(prepare(name, data_dir), name, bundled=True)
-    return summarize(catalog_builder(name, data_dir), name, bundled=False)
+        return summarize(_prepare(name, data_dir), name, bundled=True)
+    return summarize(_catalog_builder(name, data_dir), name, bundled=False)

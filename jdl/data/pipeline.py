@@ -13,7 +13,7 @@ import numpy as np
 
 from jdl._core.checks import check_int
 from jdl.data._access import check_source, is_in_memory, read_batch, read_examples
-from jdl.data.stacking import empty_batch, stack_examples
+from jdl.data.stacking import _stack_examples, empty_batch
 
 __all__ = ["batches", "epoch_order"]
 
@@ -131,7 +131,7 @@ class _LoadBatch:
             # This process' share of a final partial batch is empty: return zero-length
             # arrays with the structure of a (transformed) example.
             return empty_batch(self._read([0])[0])
-        return stack_examples(self._read([int(i) for i in indices]))
+        return _stack_examples(self._read([int(i) for i in indices]))
 
 
 def batches(

@@ -12,7 +12,7 @@ from jdl.data.builders import BUILDERS
 from jdl.data.cache import file_lock, resolve_data_dir
 from jdl.data.errors import UnknownDatasetError
 
-__all__ = ["BUNDLED", "is_prepared", "prepare"]
+__all__ = ["BUNDLED"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ _LOG = logging.getLogger(__name__)
 BUNDLED: tuple[str, ...] = tuple(BUILDERS)
 
 
-def is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
+def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
     """Whether a builder's data is fully written in its ``data_dir``."""
     # TFDS only renames complete datasets into place, so an existing version directory
     # is a complete one; checking existence first also avoids TFDS' "Variant folder ...
@@ -28,7 +28,7 @@ def is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
     return builder.data_path.exists() and builder.is_prepared()
 
 
-def prepare(
+def _prepare(
     name: str, data_dir: str | os.PathLike[str] | None = None
 ) -> tfds.core.GeneratorBasedBuilder:
     """Returns the TFDS builder of a bundled dataset, generating its files if needed.
@@ -60,14 +60,14 @@ def prepare(
     cls = BUILDERS[name]
     root = resolve_data_dir(data_dir)
     builder = cls(data_dir=os.fspath(root), file_format="array_record")
-    if is_prepared(builder):
+    if _is_prepared(builder):
         return builder
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / f".{cls.name}.lock"):
         # Another process may have prepared it while this one waited for the lock:
         # a fresh builder reads the dataset_info it wrote.
         builder = cls(data_dir=os.fspath(root), file_format="array_record")
-        if not is_prepared(builder):
+        if not _is_prepared(builder):
             _LOG.info("Preparing jdl dataset %r in %s", name, root)
             # TFDS creates a download directory even when nothing is downloaded: give it
             # a temporary one so the cache holds only datasets.
@@ -84,7 +84,7 @@ def prepare(
                 # process may have renamed its complete copy into place first, making
                 # this one's final rename fail: use that copy.
                 builder = cls(data_dir=os.fspath(root), file_format="array_record")
-                if not is_prepared(builder):
+                if not _is_prepared(builder):
                     raise
                 _LOG.info("jdl dataset %r was prepared concurrently; reusing it", name)
     return builder

@@ -10,11 +10,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jdl.data._access import check_index, check_indices, check_source, read_batch, read_examples
-from jdl.data.catalog import catalog_builder, check_name, supervised_keys
+from jdl.data.catalog import _catalog_builder, _check_name, _supervised_keys
 from jdl.data.errors import DatasetNotPreparedError, UnknownSplitError
 from jdl.data.info import DatasetInfo, summarize
-from jdl.data.prepare import BUNDLED, is_prepared, prepare
-from jdl.data.stacking import empty_batch, stack_examples
+from jdl.data.prepare import BUNDLED, _is_prepared, _prepare
+from jdl.data.stacking import _stack_examples, empty_batch
 
 __all__ = ["SupervisedSource", "as_arrays", "load"]
 
@@ -84,7 +84,7 @@ class SupervisedSource:
             shapes = {"x": self.info.x_shape, "y": self.info.y_shape}
             dtypes = {"x": self.info.x_dtype, "y": self.info.y_dtype}
             return {k: np.empty((0, *(d or 0 for d in shapes[k])), dtypes[k]) for k in ("x", "y")}
-        return stack_examples(self._read(list(range(n))))
+        return _stack_examples(self._read(list(range(n))))
 
     def _index(self, index: Any) -> int:
         return check_index(index, len(self), f"{self.name!r}/{self.split}")
@@ -140,7 +140,7 @@ class SupervisedSource:
             return {key: value[idx] for key, value in self._arrays.items()}
         if idx.size == 0:
             return empty_batch(self._read([0])[0])
-        return stack_examples(self._read(idx.tolist()))
+        return _stack_examples(self._read(idx.tolist()))
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self)):
@@ -219,16 +219,16 @@ def load(
         >>> len(train), train[0]["x"].shape, train.info.num_classes
         (120, (4,), 3)
     """
-    check_name(name)
+    _check_name(name)
     if not isinstance(split, str):
         raise TypeError(
             f"split must be a str such as 'train' or 'train+test', got "
             f"{type(split).__name__}: {split!r}"
         )
     bundled = name in BUNDLED
-    builder = prepare(name, data_dir) if bundled else catalog_builder(name, data_dir)
-    supervised_keys(builder)  # Fail early, before touching any data.
-    if not bundled and download and not is_prepared(builder):
+    builder = _prepare(name, data_dir) if bundled else _catalog_builder(name, data_dir)
+    _supervised_keys(builder)  # Fail early, before touching any data.
+    if not bundled and download and not _is_prepared(builder):
         builder.download_and_prepare(
             file_format="array_record",
             download_config=tfds.download.DownloadConfig(try_download_gcs=False),
@@ -238,7 +238,7 @@ def load(
     try:
         source = builder.as_data_source(split=split)
     except Exception as err:
-        if not bundled and not is_prepared(builder):
+        if not bundled and not _is_prepared(builder):
             raise DatasetNotPreparedError(
                 f"TFDS dataset {name!r} is not prepared in {builder.data_dir_root}. Prepare "
                 "it once on a machine with network access: "

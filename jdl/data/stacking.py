@@ -7,10 +7,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["stack_examples"]
 
-
-def stack_examples(examples: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+def _stack_examples(examples: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """Stacks examples (dicts with the same keys) along a new leading axis.
 
     Args:
@@ -58,4 +56,4 @@ def empty_batch(example: Mapping[str, Any]) -> dict[str, np.ndarray]:
         >>> empty_batch({"x": np.ones(3, np.float32), "y": 1})["x"].shape
         (0, 3)
     """
-    return {key: value[:0] for key, value in stack_examples([example]).items()}
+    return {key: value[:0] for key, value in _stack_examples([example]).items()}

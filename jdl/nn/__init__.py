@@ -20,15 +20,13 @@ Example:
 """
 
 from jdl.nn.activations import ACTIVATION_NAMES, get_activation, identity
+from jdl.nn.cifar_resnet import CifarResNet
 from jdl.nn.conv import CNN
 from jdl.nn.init import INITIALIZER_NAMES, get_initializer, normal, standard, uniform
 from jdl.nn.mlp import MLP
 from jdl.nn.recurrent import RNN_CELLS, RNNClassifier
 from jdl.nn.registry import get_model, list_models, register_model
 from jdl.nn.resnet import (
-    BasicBlock,
-    Bottleneck,
-    CifarResNet,
     ResNet,
     resnet18,
     resnet34,
@@ -36,6 +34,7 @@ from jdl.nn.resnet import (
     resnet101,
     resnet152,
 )
+from jdl.nn.resnet_blocks import BasicBlock, Bottleneck
 from jdl.nn.utils import count_params
 from jdl.nn.vgg import VGG, VGG_CONFIGS, vgg11, vgg13, vgg16, vgg19, vgg_layer_plan
 

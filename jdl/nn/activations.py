@@ -8,9 +8,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-Activation = Callable[[jax.Array], jax.Array]
+_Activation = Callable[[jax.Array], jax.Array]
 
-__all__ = ["ACTIVATION_NAMES", "Activation", "get_activation", "identity"]
+__all__ = ["ACTIVATION_NAMES", "get_activation", "identity"]
 
 
 def identity(x: jax.Array) -> jax.Array:
@@ -25,7 +25,7 @@ def identity(x: jax.Array) -> jax.Array:
     return x
 
 
-_ACTIVATIONS: dict[str, Activation] = {
+_ACTIVATIONS: dict[str, _Activation] = {
     "relu": jax.nn.relu,
     "tanh": jnp.tanh,
     "sigmoid": jax.nn.sigmoid,
@@ -48,7 +48,7 @@ _ACTIVATIONS: dict[str, Activation] = {
 ACTIVATION_NAMES: tuple[str, ...] = tuple(_ACTIVATIONS)
 
 
-def get_activation(activation: str | Activation | None) -> Activation:
+def get_activation(activation: str | _Activation | None) -> _Activation:
     """Return the element-wise activation function named by ``activation``.
 
     Args:

@@ -38,19 +38,12 @@ import jax
 import jax.numpy as jnp
 from jax.nn import initializers as jinit
 
-Initializer = Callable[..., jax.Array]
+_Initializer = Callable[..., jax.Array]
 
-__all__ = [
-    "INITIALIZER_NAMES",
-    "Initializer",
-    "get_initializer",
-    "normal",
-    "standard",
-    "uniform",
-]
+__all__ = ["INITIALIZER_NAMES", "get_initializer", "normal", "standard", "uniform"]
 
 
-def normal(stddev: float) -> Initializer:
+def normal(stddev: float) -> _Initializer:
     """Initialiser drawing from N(0, stddev^2), independent of the fans.
 
     Args:
@@ -72,7 +65,7 @@ def normal(stddev: float) -> Initializer:
     return jinit.normal(stddev)
 
 
-def uniform(scale: float) -> Initializer:
+def uniform(scale: float) -> _Initializer:
     """Initialiser drawing from the symmetric interval U(-scale, scale).
 
     Unlike :func:`jax.nn.initializers.uniform`, which samples ``[0, scale)``, the interval here
@@ -101,7 +94,7 @@ def uniform(scale: float) -> Initializer:
     return init
 
 
-def standard() -> Initializer:
+def standard() -> _Initializer:
     """Glorot & Bengio's (2010) "standard" initialiser U(-1/sqrt(n_in), 1/sqrt(n_in)).
 
     Its variance is ``1 / (3 n_in)``, a third of LeCun's: in deep tanh networks the
@@ -115,7 +108,7 @@ def standard() -> Initializer:
     return jinit.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-_FACTORIES: dict[str, Callable[[], Initializer]] = {
+_FACTORIES: dict[str, Callable[[], _Initializer]] = {
     "glorot": jinit.glorot_uniform,
     "xavier": jinit.glorot_uniform,
     "glorot_uniform": jinit.glorot_uniform,
@@ -144,7 +137,7 @@ INITIALIZER_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 _PARAMETRIC = re.compile(r"^(normal|uniform)\(\s*([^()]*?)\s*\)$")
 
 
-def get_initializer(init: str | float | Initializer) -> Initializer:
+def get_initializer(init: str | float | _Initializer) -> _Initializer:
     """Return the initialiser named by ``init``.
 
     Args:

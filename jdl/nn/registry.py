@@ -37,10 +37,11 @@ from typing import Any
 
 import flax.linen as nn
 
+from jdl.nn.cifar_resnet import CifarResNet
 from jdl.nn.conv import CNN
 from jdl.nn.mlp import MLP
 from jdl.nn.recurrent import RNNClassifier
-from jdl.nn.resnet import CifarResNet, resnet18, resnet34, resnet50, resnet101, resnet152
+from jdl.nn.resnet import resnet18, resnet34, resnet50, resnet101, resnet152
 from jdl.nn.vgg import vgg11, vgg13, vgg16, vgg19
 
 __all__ = ["get_model", "list_models", "register_model"]

@@ -35,22 +35,12 @@ from jdl.nn._layers import (
     pooled_head,
     residual_stages,
 )
-from jdl.nn.cifar_resnet import CifarResNet
+from jdl.nn.cifar_resnet import CifarResNet as CifarResNet  # re-exported
 from jdl.nn.init import get_initializer
 from jdl.nn.resnet_blocks import SHORTCUTS as SHORTCUTS  # re-exported
 from jdl.nn.resnet_blocks import BasicBlock, Bottleneck
 
-__all__ = [
-    "BasicBlock",
-    "Bottleneck",
-    "CifarResNet",
-    "ResNet",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-]
+__all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 
 class ResNet(nn.Module):

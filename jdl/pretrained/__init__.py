@@ -30,12 +30,13 @@ Example:
 
 from jdl._core.tree import flatten, unflatten
 from jdl.pretrained import hub, preprocess
+from jdl.pretrained._keras_h5 import read_keras_weights
 from jdl.pretrained._result import Pretrained
 from jdl.pretrained._tree import LoadReport
 from jdl.pretrained.errors import ChecksumError, WeightFileError, WeightMismatchError
 from jdl.pretrained.hub import HubEntry, available, download, register
 from jdl.pretrained.jdl_format import load_jdl, save
-from jdl.pretrained.keras import from_keras, read_keras_weights
+from jdl.pretrained.keras import from_keras
 from jdl.pretrained.loading import detect_format, load
 from jdl.pretrained.surgery import (
     FreezeBatchNorm,

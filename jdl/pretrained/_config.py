@@ -21,8 +21,6 @@ import numpy as np
 
 from jdl.pretrained.errors import WeightFileError
 
-__all__ = ["decode_model", "encode_model"]
-
 _ALLOWED_MODULES = ("jdl.", "flax.linen", "jax.nn", "jax._src.nn", "jax.numpy")
 _SKIP_FIELDS = {"parent", "name"}
 

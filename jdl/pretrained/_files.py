@@ -19,8 +19,6 @@ import numpy as np
 from jdl._core.files import atomic_path
 from jdl.pretrained.errors import WeightFileError
 
-__all__ = ["read_safetensors", "read_torch_pickle", "write_safetensors"]
-
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl")
 
 

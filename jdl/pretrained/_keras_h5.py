@@ -17,8 +17,6 @@ import numpy as np
 
 from jdl.pretrained.errors import WeightFileError
 
-__all__ = ["read_keras_weights"]
-
 
 def _decode(name: Any) -> str:
     return name.decode("utf8") if isinstance(name, bytes) else str(name)

@@ -7,8 +7,6 @@ from typing import Any
 
 from jdl.pretrained._tree import LoadReport
 
-__all__ = ["Pretrained"]
-
 
 @dataclasses.dataclass(frozen=True)
 class Pretrained:

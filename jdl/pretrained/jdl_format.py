@@ -28,9 +28,9 @@ from jdl.pretrained._result import Pretrained
 from jdl.pretrained._tree import LoadReport, merge_into
 from jdl.pretrained.errors import WeightFileError
 
-__all__ = ["FORMAT_VERSION", "is_jdl_file", "load_jdl", "save"]
+__all__ = ["load_jdl", "save"]
 
-FORMAT_VERSION = "1"
+_FORMAT_VERSION = "1"
 
 
 def _variables_of(variables: Any) -> Mapping[str, Any]:
@@ -78,7 +78,7 @@ def save(
       True
     """
     flat = flatten(_variables_of(variables))
-    metadata = {"format": "jdl", "format_version": FORMAT_VERSION}
+    metadata = {"format": "jdl", "format_version": _FORMAT_VERSION}
     if model is not None:
         metadata["model"] = _config.encode_model(model)
     if input_shape is not None:
@@ -88,7 +88,7 @@ def save(
     return _files.write_safetensors(path, arrays, metadata)
 
 
-def is_jdl_file(path: str | os.PathLike) -> bool:
+def _is_jdl_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a safetensors file written by :func:`save` (reads the header only)."""
     from safetensors import safe_open
 
@@ -130,10 +130,10 @@ def load_jdl(
             f"{str(path)!r} is a safetensors file but not in jdl's format (no 'format: jdl' "
             "metadata); for torchvision/timm state dicts use jdl.pretrained.from_torchvision"
         )
-    if metadata.get("format_version") != FORMAT_VERSION:
+    if metadata.get("format_version") != _FORMAT_VERSION:
         raise WeightFileError(
             f"{str(path)!r} has jdl format version {metadata.get('format_version')!r}; this jdl "
-            f"reads version {FORMAT_VERSION}"
+            f"reads version {_FORMAT_VERSION}"
         )
     if model is None:
         if "model" not in metadata:

@@ -22,7 +22,7 @@ layers map in order onto the model's convs and classifier.
 **ResNet50** (and ResNet101 / ResNet152, built by the same Keras code) is ResNet **v1**:
 the stride of a downsampling bottleneck sits on its first 1x1 conv, every conv has a bias,
 BatchNorm epsilon is 1.001e-5. It is jdl's ``ResNet(stage_sizes, Bottleneck,
-stride_in_1x1=True, bn_epsilon=1.001e-5)`` (:func:`resnet_from_keras_weights`), with names
+stride_in_1x1=True, bn_epsilon=1.001e-5)`` (:func:`_resnet_from_keras_weights`), with names
 
 ===========================================  ====================================================
 Keras layer                                  jdl module
@@ -78,22 +78,14 @@ from jdl.pretrained._keras_h5 import read_keras_weights
 from jdl.pretrained._result import Pretrained
 from jdl.pretrained._tree import merge_into
 from jdl.pretrained.keras_resnet import (
+    _keras_resnet_to_jdl,
+    _resnet_from_keras_weights,
     is_keras_resnet,
-    keras_resnet_to_jdl,
     refuse_resnet_v2,
-    resnet_from_keras_weights,
 )
-from jdl.pretrained.keras_vgg import keras_vgg_to_jdl, vgg_from_keras_weights, vgg_layer_names
+from jdl.pretrained.keras_vgg import _keras_vgg_to_jdl, _vgg_from_keras_weights
 
-__all__ = [
-    "from_keras",
-    "keras_resnet_to_jdl",
-    "keras_vgg_to_jdl",
-    "read_keras_weights",
-    "resnet_from_keras_weights",
-    "vgg_from_keras_weights",
-    "vgg_layer_names",
-]
+__all__ = ["from_keras"]
 
 
 def from_keras(
@@ -116,8 +108,8 @@ def from_keras(
         or ``resnet50_weights_tf_dim_ordering_tf_kernels.h5``, or a file written by
         ``model.save_weights(...)`` or ``model.save("x.h5")``).
       model: the :class:`~jdl.nn.VGG` or :class:`~jdl.nn.ResNet` to load into; by default the
-        one the file describes (:func:`vgg_from_keras_weights`, e.g. ``vgg16()`` with
-        ``dropout=0``; :func:`resnet_from_keras_weights`). A ResNet with
+        one the file describes (a VGG such as ``vgg16()`` with ``dropout=0``, or a ResNet
+        v1 with ``stride_in_1x1=True``). A ResNet with
         ``stride_in_1x1=False`` (v1.5) takes the weights but does not compute what Keras'
         v1 model computes; a warning says so.
       strict: raise :class:`~jdl.pretrained.WeightMismatchError` listing every mismatch;
@@ -145,7 +137,7 @@ def from_keras(
     is_resnet = isinstance(model, ResNet) if model is not None else is_keras_resnet(layers)
     if is_resnet:
         if model is None:
-            model = resnet_from_keras_weights(layers)
+            model = _resnet_from_keras_weights(layers)
         elif model.block_cls is Bottleneck and not model.stride_in_1x1:
             warnings.warn(
                 "Keras' ResNets are ResNet v1 (stride on the first 1x1 conv); this ResNet has "
@@ -153,13 +145,13 @@ def from_keras(
                 "the Keras model computes. Use stride_in_1x1=True for equal outputs.",
                 stacklevel=2,
             )
-        flat, unmapped = keras_resnet_to_jdl(layers, model)
+        flat, unmapped = _keras_resnet_to_jdl(layers, model)
         stem = flat.get("params/conv1/kernel")
         channels = int(stem.shape[2]) if stem is not None and stem.ndim == 4 else 3
     else:
         if model is None:
-            model = vgg_from_keras_weights(layers)
-        flat, unmapped = keras_vgg_to_jdl(layers, model)
+            model = _vgg_from_keras_weights(layers)
+        flat, unmapped = _keras_vgg_to_jdl(layers, model)
         channels = 3
     variables, report = merge_into(
         model,

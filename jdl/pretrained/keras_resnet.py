@@ -16,8 +16,6 @@ from jdl.nn.resnet import Bottleneck, ResNet
 from jdl.pretrained._keras_h5 import layer_kind, layers_by_kind
 from jdl.pretrained.errors import WeightFileError
 
-__all__ = ["keras_resnet_to_jdl", "resnet_from_keras_weights"]
-
 _BN_VARS = ("gamma", "beta", "moving_mean", "moving_variance")
 _RESNET_LAYER = re.compile(r"conv(\d+)_block(\d+)_([0-3])_(conv|bn)")
 #: BatchNorm epsilon of Keras' ResNets.
@@ -116,7 +114,7 @@ def _bn_arrays(weights: list[tuple[str, np.ndarray]]) -> dict[str, np.ndarray] |
     return None
 
 
-def keras_resnet_to_jdl(
+def _keras_resnet_to_jdl(
     layers: Mapping[str, list[tuple[str, np.ndarray]]], model: ResNet | None = None
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Keras ResNet50/101/152 layers -> flat jdl paths of a ResNet's variables.
@@ -129,7 +127,7 @@ def keras_resnet_to_jdl(
     Args:
       layers: :func:`read_keras_weights`'s result.
       model: the bottleneck :class:`~jdl.nn.ResNet` the weights are for; by default
-        :func:`resnet_from_keras_weights` ``(layers)``.
+        :func:`_resnet_from_keras_weights` ``(layers)``.
 
     Returns:
       ``(flat, unmapped)``: ``{"params/layer1_0/conv1/kernel": ..., "batch_stats/bn1/mean":
@@ -140,7 +138,7 @@ def keras_resnet_to_jdl(
       WeightFileError: the layers do not describe a Keras ResNet (when ``model`` is None).
     """
     if model is None:
-        model = resnet_from_keras_weights(layers)
+        model = _resnet_from_keras_weights(layers)
     if not isinstance(model, ResNet) or model.block_cls is not Bottleneck:
         raise ValueError(
             "Keras ResNet weights need a jdl ResNet with block_cls=Bottleneck (Keras' "
@@ -209,7 +207,7 @@ def _positional_stages(kernels: list[tuple[int, ...]]) -> tuple[int, ...] | None
     return tuple(stages) or None
 
 
-def resnet_from_keras_weights(
+def _resnet_from_keras_weights(
     layers: Mapping[str, list[tuple[str, np.ndarray]]], **kwargs: Any
 ) -> ResNet:
     """The :class:`~jdl.nn.ResNet` a Keras ResNet50/101/152 weight file describes.

@@ -20,8 +20,6 @@ from jdl.nn.vgg import VGG, VGG_CONFIGS, vgg_layer_plan
 from jdl.pretrained._keras_h5 import layers_by_kind
 from jdl.pretrained.errors import WeightFileError
 
-__all__ = ["keras_vgg_to_jdl", "vgg_from_keras_weights", "vgg_layer_names"]
-
 
 def _is_named(layers: Mapping[str, Any]) -> bool:
     """Legacy files name layers as the model does (``block1_conv1``); Keras 3 by type."""
@@ -35,14 +33,14 @@ def _positional(layers: Mapping[str, list[tuple[str, np.ndarray]]]) -> tuple[lis
     return convs, denses
 
 
-def vgg_layer_names(model: VGG) -> tuple[list[str], list[str]]:
+def _vgg_layer_names(model: VGG) -> tuple[list[str], list[str]]:
     """A jdl VGG's conv and dense layer names in forward order (dense ends with the head)."""
     convs = [name for name, width in vgg_layer_plan(model.config) if width is not None]
     denses = [f"fc{i + 1}" for i in range(len(model.classifier))] + [type(model).head_name]
     return convs, denses
 
 
-def keras_vgg_to_jdl(
+def _keras_vgg_to_jdl(
     layers: Mapping[str, list[tuple[str, np.ndarray]]], model: VGG
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Keras VGG16/VGG19 layers -> flat jdl paths of ``model``'s variables.
@@ -63,7 +61,7 @@ def keras_vgg_to_jdl(
         targets = {name: (head if name == "predictions" else name) for name in layers}
     else:
         convs, denses = _positional(layers)
-        jconvs, jdenses = vgg_layer_names(model)
+        jconvs, jdenses = _vgg_layer_names(model)
         targets = dict(zip(convs, jconvs, strict=False))
         targets.update(zip(denses, jdenses, strict=False))
     for layer, weights in layers.items():
@@ -78,7 +76,7 @@ def keras_vgg_to_jdl(
     return flat, unmapped
 
 
-def vgg_from_keras_weights(
+def _vgg_from_keras_weights(
     layers: Mapping[str, list[tuple[str, np.ndarray]]], **kwargs: Any
 ) -> VGG:
     """The :class:`~jdl.nn.VGG` a Keras VGG16/VGG19 weight file describes.

@@ -10,15 +10,15 @@ from typing import Any
 from jdl.pretrained import _files, hub
 from jdl.pretrained._result import Pretrained
 from jdl.pretrained.errors import WeightFileError
-from jdl.pretrained.jdl_format import is_jdl_file, load_jdl
+from jdl.pretrained.jdl_format import _is_jdl_file, load_jdl
 from jdl.pretrained.keras import from_keras
 from jdl.pretrained.surgery import replace_head
 from jdl.pretrained.torch import from_torchvision
 
-__all__ = ["FORMATS", "detect_format", "load"]
+__all__ = ["detect_format", "load"]
 
 #: The ``format=`` values :func:`load` accepts.
-FORMATS = ("jdl", "torchvision", "timm", "keras")
+_FORMATS = ("jdl", "torchvision", "timm", "keras")
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -33,14 +33,14 @@ def detect_format(path: str | os.PathLike) -> str:
     """
     suffix = Path(path).suffix.lower()
     if suffix == ".safetensors":
-        return "jdl" if is_jdl_file(path) else "torchvision"
+        return "jdl" if _is_jdl_file(path) else "torchvision"
     if suffix in (".h5", ".hdf5"):
         return "keras"
     if suffix in _files.PICKLE_SUFFIXES:
         return "torchvision"
     raise WeightFileError(
         f"cannot tell the format of {str(path)!r} from its extension; pass format= (one of "
-        f"{', '.join(FORMATS)})"
+        f"{', '.join(_FORMATS)})"
     )
 
 
@@ -116,8 +116,8 @@ def load(
         if source is not None:
             raise ValueError("source= applies to registered names only; pass the path as name")
         fmt = format or detect_format(path)
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown weight format {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt not in _FORMATS:
+        raise ValueError(f"unknown weight format {fmt!r}; known: {', '.join(_FORMATS)}")
     kwargs = dict(strict=strict, input_shape=input_shape, seed=seed)
     if fmt == "jdl":
         result = load_jdl(path, model, **kwargs)

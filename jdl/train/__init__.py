@@ -8,7 +8,7 @@ from jdl.train import callbacks
 from jdl.train.callbacks import Checkpoint
 from jdl.train.checkpoint import CheckpointMismatchError, latest_step, restore_state, save_state
 from jdl.train.history import History, metric_mode
-from jdl.train.loop import default_metrics, evaluate, fit
+from jdl.train.loop import evaluate, fit
 from jdl.train.optim import (
     OPTIMIZERS,
     SCHEDULES,
@@ -18,6 +18,7 @@ from jdl.train.optim import (
     optimizer,
 )
 from jdl.train.parallel import STRATEGIES, ParallelStep, data_mesh, default_strategy, parallelize
+from jdl.train.runner import default_metrics
 from jdl.train.state import TrainState, create_state, model_input, state_from_variables
 from jdl.train.step import MASK_KEY, bind_axis_name, eval_step, train_step
 from jdl.train.sweeps import SweepResult, sweep

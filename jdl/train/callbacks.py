@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
@@ -22,6 +22,7 @@ import numpy as np
 from jdl.train.checkpoint import latest_step, save_state
 from jdl.train.history import History, metric_mode
 from jdl.train.optim import learning_rate
+from jdl.train.state import TrainState
 
 __all__ = [
     "Callback",
@@ -54,13 +55,13 @@ class Run:
     step: int
     total_steps: int
     steps_per_epoch: int
-    get_state: Any
-    set_state: Any
+    get_state: Callable[[], TrainState]
+    set_state: Callable[[TrainState], None]
     stop_training: bool = False
     stop_reason: str | None = None
 
     @property
-    def state(self):
+    def state(self) -> TrainState:
         """The current plain :class:`TrainState`."""
         return self.get_state()
 
@@ -110,7 +111,7 @@ class TerminateOnNaN(Callback):
     def __init__(self, monitor: str = "loss"):
         self.monitor = monitor
 
-    def on_metrics(self, run, first_step, metrics):
+    def on_metrics(self, run: Run, first_step: int, metrics: dict[str, np.ndarray]) -> None:
         values = metrics.get(self.monitor)
         if values is None:
             return
@@ -154,7 +155,7 @@ class EarlyStopping(Callback):
         self.mode = metric_mode(monitor, mode)
         self.restore_best = restore_best
 
-    def on_train_begin(self, run):
+    def on_train_begin(self, run: Run) -> None:
         self.best = -math.inf if self.mode == "max" else math.inf
         self.best_epoch = None
         self.wait = 0
@@ -165,7 +166,7 @@ class EarlyStopping(Callback):
             return value > self.best + self.min_delta
         return value < self.best - self.min_delta
 
-    def on_epoch_end(self, run, logs):
+    def on_epoch_end(self, run: Run, logs: dict[str, float]) -> None:
         if self.monitor not in logs:
             raise KeyError(
                 f"EarlyStopping monitors {self.monitor!r}, but the epoch logs hold "
@@ -185,7 +186,7 @@ class EarlyStopping(Callback):
                     f"(best {self.best:.6g} at epoch {self.best_epoch})"
                 )
 
-    def on_train_end(self, run):
+    def on_train_end(self, run: Run) -> None:
         if self.restore_best and self.best_state is not None:
             run.set_state(self.best_state)
 
@@ -197,7 +198,7 @@ class LearningRateLogger(Callback):
     records a ``learning_rate`` hyper-parameter through ``optax.inject_hyperparams``).
     """
 
-    def on_epoch_end(self, run, logs):
+    def on_epoch_end(self, run: Run, logs: dict[str, float]) -> None:
         lr = learning_rate(run.state.opt_state)
         if lr is None:
             raise ValueError(
@@ -230,7 +231,7 @@ class Checkpoint(Callback):
         self.every = every
         self.max_to_keep = max_to_keep
 
-    def save(self, run) -> None:
+    def save(self, run: Run) -> None:
         """Save the run's current state and history now."""
         save_state(
             self.directory,
@@ -239,10 +240,10 @@ class Checkpoint(Callback):
             max_to_keep=self.max_to_keep,
         )
 
-    def on_epoch_recorded(self, run):
+    def on_epoch_recorded(self, run: Run) -> None:
         if run.epoch % self.every == 0:
             self.save(run)
 
-    def on_train_end(self, run):
+    def on_train_end(self, run: Run) -> None:
         if latest_step(self.directory) != run.step:
             self.save(run)

@@ -1,7 +1,7 @@
 """Feeding batches to a training loop: deterministic epochs, exact resumption.
 
-:func:`epoch_batches` yields the training batches of one epoch. Small sources (the
-bundled datasets, anything up to ``IN_MEMORY_BYTES``) are read once into NumPy arrays
+:func:`_epoch_batches` yields the training batches of one epoch. Small sources (the
+bundled datasets, anything up to ``_IN_MEMORY_BYTES``) are read once into NumPy arrays
 (:func:`jdl.data.from_arrays` sources are used as they are) and batched by fancy
 indexing — no per-example Python work per step — while larger
 sources stream through :func:`jdl.data.batches` (Grain). In memory, epoch ``e`` visits
@@ -9,7 +9,7 @@ the examples in ``jdl.data.epoch_order(n, seed, e)``, the order of :func:`jdl.da
 Either way the order depends only on ``(seed, epoch)``, so a run resumed at an epoch
 boundary sees exactly the batches the uninterrupted run would have seen.
 
-:func:`eval_batches` yields every example exactly once, in order, in batches of a
+:func:`_eval_batches` yields every example exactly once, in order, in batches of a
 fixed shape: the last batch is padded and carries a boolean ``"mask"``.
 """
 
@@ -24,10 +24,8 @@ import numpy as np
 from jdl.data import ArraySource, as_arrays, batches, epoch_order
 from jdl.data._access import read_batch
 
-__all__ = ["IN_MEMORY_BYTES", "ArrayFeed", "epoch_batches", "eval_batches", "make_feed"]
-
-IN_MEMORY_BYTES = 1 << 30
-"""Sources estimated below this size are loaded into memory once by :func:`make_feed`."""
+_IN_MEMORY_BYTES = 1 << 30
+"""Sources estimated below this size are loaded into memory once by :func:`_make_feed`."""
 
 
 def _estimated_bytes(source: Sequence[Any]) -> int:
@@ -35,7 +33,7 @@ def _estimated_bytes(source: Sequence[Any]) -> int:
     return len(source) * sum(np.asarray(v).nbytes for v in example.values())
 
 
-class ArrayFeed:
+class _ArrayFeed:
     """A source held as NumPy arrays: ``{"x": (n, ...), "y": (n, ...)}``."""
 
     def __init__(self, arrays: dict[str, np.ndarray]):
@@ -50,16 +48,16 @@ class ArrayFeed:
         return {k: v[indices] for k, v in self.arrays.items()}
 
 
-def make_feed(source: Sequence[Any]) -> ArrayFeed | Sequence[Any]:
-    """An :class:`ArrayFeed` for a small source, else the source itself (streamed)."""
-    if isinstance(source, ArrayFeed):
+def _make_feed(source: Sequence[Any]) -> _ArrayFeed | Sequence[Any]:
+    """An :class:`_ArrayFeed` for a small source, else the source itself (streamed)."""
+    if isinstance(source, _ArrayFeed):
         return source
     if len(source) == 0:
         raise ValueError("The dataset is empty.")
     if isinstance(source, ArraySource):  # already arrays: no copy, whatever the size
-        return ArrayFeed(source.arrays)
-    if _estimated_bytes(source) <= IN_MEMORY_BYTES:
-        return ArrayFeed(as_arrays(source))
+        return _ArrayFeed(source.arrays)
+    if _estimated_bytes(source) <= _IN_MEMORY_BYTES:
+        return _ArrayFeed(as_arrays(source))
     return source
 
 
@@ -82,8 +80,8 @@ def _shard(n: int) -> slice:
     return slice(n * i // count, n * (i + 1) // count)
 
 
-def epoch_batches(
-    feed: ArrayFeed | Sequence[Any],
+def _epoch_batches(
+    feed: _ArrayFeed | Sequence[Any],
     batch_size: int,
     *,
     seed: int,
@@ -98,7 +96,7 @@ def epoch_batches(
     """
     n = len(feed)
     steps = n // batch_size
-    if isinstance(feed, ArrayFeed):
+    if isinstance(feed, _ArrayFeed):
         order = epoch_order(n, seed, epoch) if shuffle else np.arange(n)
         part = _shard(batch_size)
         for s in range(skip, steps):
@@ -110,8 +108,8 @@ def epoch_batches(
             yield batch
 
 
-def eval_batches(
-    feed: ArrayFeed | Sequence[Any], batch_size: int
+def _eval_batches(
+    feed: _ArrayFeed | Sequence[Any], batch_size: int
 ) -> Iterator[dict[str, np.ndarray]]:
     """Every example once, in order, in batches of exactly ``batch_size`` (global).
 
@@ -124,7 +122,7 @@ def eval_batches(
         idx = np.arange(start, start + batch_size)
         mask = idx < n
         idx = np.where(mask, idx, 0)[part]
-        if isinstance(feed, ArrayFeed):
+        if isinstance(feed, _ArrayFeed):
             batch = feed.take(idx)
         else:
             batch = read_batch(feed, idx)

@@ -8,9 +8,15 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jdl._core.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["History", "metric_mode"]
 
@@ -163,7 +169,9 @@ class History:
         atomic_write_text(path, buf.getvalue())
 
     # -- plotting ----------------------------------------------------------------------
-    def plot(self, metrics: list[str] | None = None, *, axes=None):
+    def plot(
+        self, metrics: list[str] | None = None, *, axes: Sequence[Axes] | None = None
+    ) -> Figure:
         """Plot the metrics by epoch: one panel per metric, validation beside training.
 
         Args:

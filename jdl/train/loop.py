@@ -22,7 +22,7 @@ from jdl.data import as_source
 from jdl.data._access import check_supervised
 from jdl.train.callbacks import Callback, Checkpoint, Run
 from jdl.train.checkpoint import restore_state
-from jdl.train.feed import make_feed
+from jdl.train.feed import _make_feed
 from jdl.train.history import History
 from jdl.train.optim import as_optimizer
 from jdl.train.parallel import ParallelStep, parallelize
@@ -30,7 +30,7 @@ from jdl.train.runner import EpochRunner, default_metrics, evaluate_sums, plan_r
 from jdl.train.state import TrainState, create_state, state_from_variables
 from jdl.train.step import eval_step, train_step
 
-__all__ = ["default_metrics", "evaluate", "fit"]
+__all__ = ["evaluate", "fit"]
 
 
 def evaluate(
@@ -71,7 +71,7 @@ def evaluate(
     step = parallelize(
         functools.partial(eval_step, loss_fn=loss, metrics=metrics), strategy, donate=False
     )
-    means = evaluate_sums(step, state, make_feed(data), batch_size)
+    means = evaluate_sums(step, state, _make_feed(data), batch_size)
     return {k: float(v) for k, v in means.items()}
 
 
@@ -199,7 +199,7 @@ def fit(
     runner.on_fetch = functools.partial(_on_metrics, run, runner, callbacks)
     for cb in callbacks:
         cb.on_train_begin(run)
-    val_feed = make_feed(validation) if validation is not None else None
+    val_feed = _make_feed(validation) if validation is not None else None
     for epoch in range(start_epoch, plan.num_epochs):
         run.epoch = epoch + 1
         logs = runner.train_epoch(epoch, stop=lambda: run.stop_training)
@@ -223,7 +223,13 @@ def fit(
     return history
 
 
-def _steps(loss, metrics, l1, l2, strategy) -> tuple[ParallelStep, ParallelStep]:
+def _steps(
+    loss: str | Callable,
+    metrics: Sequence[str | Callable],
+    l1: float,
+    l2: float,
+    strategy: str | None,
+) -> tuple[ParallelStep, ParallelStep]:
     """The compiled training step and, on the same devices, the evaluation step."""
     loss_fn = losses_lib.get(loss)
     train_fn = parallelize(
@@ -238,7 +244,17 @@ def _steps(loss, metrics, l1, l2, strategy) -> tuple[ParallelStep, ParallelStep]
     return train_fn, eval_fn
 
 
-def _config(model, batch_size, epochs, steps, loss, metrics, seed, l1, l2) -> dict[str, Any]:
+def _config(
+    model: Any,
+    batch_size: int,
+    epochs: int | None,
+    steps: int | None,
+    loss: str | Callable,
+    metrics: Sequence[str | Callable],
+    seed: int,
+    l1: float,
+    l2: float,
+) -> dict[str, Any]:
     """The run's settings, as ``History.config`` records them."""
     loss_fn = losses_lib.get(loss)
     return {

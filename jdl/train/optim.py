@@ -18,14 +18,7 @@ import optax
 
 from jdl.losses import kernel_mask
 
-__all__ = [
-    "OPTIMIZERS",
-    "SCHEDULES",
-    "as_optimizer",
-    "learning_rate",
-    "make_schedule",
-    "optimizer",
-]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "as_optimizer", "learning_rate", "make_schedule", "optimizer"]
 
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": lambda lr, **kw: optax.sgd(lr, **kw),
@@ -112,7 +105,7 @@ def optimizer(
     warmup_steps: int = 0,
     boundaries: Sequence[int] = (),
     decay: float = 0.1,
-    **kwargs,
+    **kwargs: Any,
 ) -> optax.GradientTransformation:
     """Build a common optimiser by name.
 
@@ -167,7 +160,7 @@ def optimizer(
     return optax.chain(*parts) if len(parts) > 1 else base
 
 
-def learning_rate(opt_state) -> float | None:
+def learning_rate(opt_state: optax.OptState) -> float | None:
     """The current learning rate stored in an optimiser state, if it records one.
 
     Works for optimisers built by :func:`optimizer` (and any state produced by
@@ -182,7 +175,7 @@ def learning_rate(opt_state) -> float | None:
     """
     found = []
 
-    def visit(node):
+    def visit(node: Any) -> None:
         hyper = getattr(node, "hyperparams", None)
         if isinstance(hyper, dict) and "learning_rate" in hyper:
             found.append(hyper["learning_rate"])

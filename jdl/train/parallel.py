@@ -51,7 +51,7 @@ def data_mesh(devices: Any = None) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(np.array(devices), ("data",))
 
 
-def _local_value(x):
+def _local_value(x: Any) -> Any:
     """``x`` as an array this process can read: a replicated global array's local copy."""
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
         if not x.is_fully_replicated:
@@ -63,14 +63,14 @@ def _local_value(x):
     return x
 
 
-def _first_replica(x):
+def _first_replica(x: Any) -> Any:
     """Replica 0 of an array with a leading device axis (a pmapped state's leaf)."""
     if isinstance(x, jax.Array):
         return jnp.reshape(x.addressable_shards[0].data, np.shape(x)[1:])
     return x[0]
 
 
-def _replicate_from_host(x, sharding: NamedSharding) -> jax.Array:
+def _replicate_from_host(x: Any, sharding: NamedSharding) -> jax.Array:
     """A global array replicated on ``sharding``'s devices, from this process's copy."""
     host = np.asarray(x)
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
@@ -104,7 +104,9 @@ class _Jit:
     name = "jit"
     mesh: jax.sharding.Mesh | None = None
 
-    def compile(self, fn: Callable, donate_argnums: tuple[int, ...], returns_state: bool):
+    def compile(
+        self, fn: Callable[..., Any], donate_argnums: tuple[int, ...], returns_state: bool
+    ) -> Callable[..., Any]:
         """The compiled ``fn(state, batch)``."""
         return jax.jit(fn, donate_argnums=donate_argnums)
 
@@ -136,7 +138,9 @@ class _Sharded(_Jit):
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
         self.batch_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
 
-    def compile(self, fn, donate_argnums, returns_state):
+    def compile(
+        self, fn: Callable[..., Any], donate_argnums: tuple[int, ...], returns_state: bool
+    ) -> Callable[..., Any]:
         out = (self.replicated, self.replicated) if returns_state else self.replicated
         return jax.jit(
             fn,
@@ -145,7 +149,7 @@ class _Sharded(_Jit):
             donate_argnums=donate_argnums,
         )
 
-    def put_state(self, state):
+    def put_state(self, state: Any) -> Any:
         leaves = jax.tree_util.tree_leaves(state)
         if all(getattr(x, "sharding", None) == self.replicated for x in leaves):
             return state
@@ -157,7 +161,7 @@ class _Sharded(_Jit):
             lambda x: _replicate_from_host(_local_value(x), self.replicated), state
         )
 
-    def put_batch(self, batch):
+    def put_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         _check_divides(self.name, batch)
         if jax.process_count() == 1:
             return batch  # jit's in_shardings split a host array
@@ -166,7 +170,7 @@ class _Sharded(_Jit):
             batch,
         )
 
-    def unreplicate(self, tree):
+    def unreplicate(self, tree: Any) -> Any:
         if jax.process_count() > 1:
             return jax.tree_util.tree_map(_local_value, tree)
         return tree
@@ -177,14 +181,16 @@ class _Pmap(_Jit):
 
     name = "pmap"
 
-    def compile(self, fn, donate_argnums, returns_state):
+    def compile(
+        self, fn: Callable[..., Any], donate_argnums: tuple[int, ...], returns_state: bool
+    ) -> Callable[..., Any]:
         return jax.pmap(
             functools.partial(fn, axis_name=PMAP_AXIS),
             axis_name=PMAP_AXIS,
             donate_argnums=donate_argnums,
         )
 
-    def put_state(self, state):
+    def put_state(self, state: Any) -> Any:
         if np.ndim(state.step) == 1:
             return state  # already replicated
         devices = jax.local_devices()
@@ -196,14 +202,14 @@ class _Pmap(_Jit):
             state,
         )
 
-    def put_batch(self, batch):
+    def put_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         _check_divides(self.name, batch)
         n_local = jax.local_device_count()
         return jax.tree_util.tree_map(
             lambda x: np.reshape(x, (n_local, -1, *np.shape(x)[1:])), batch
         )
 
-    def unreplicate(self, tree):
+    def unreplicate(self, tree: Any) -> Any:
         if hasattr(tree, "step") and np.ndim(tree.step) == 0:
             return tree  # a plain state
         return jax.tree_util.tree_map(_first_replica, tree)

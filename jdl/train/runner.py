@@ -1,9 +1,9 @@
 """The epoch loop that :func:`jdl.fit` and :func:`jdl.train.sweep` share.
 
 Both check their settings and data the same way (:func:`plan_run`), train epoch by epoch
-on :func:`jdl.train.feed.epoch_batches` with a compiled step, keep the per-step metrics
+on ``jdl.train.feed._epoch_batches`` with a compiled step, keep the per-step metrics
 on the device and fetch them together every ``log_every`` steps (:class:`MetricBuffer`),
-and evaluate exactly on :func:`jdl.train.feed.eval_batches` (:func:`evaluate_sums`).
+and evaluate exactly on ``jdl.train.feed._eval_batches`` (:func:`evaluate_sums`).
 :class:`EpochRunner` is that loop; what differs -- callbacks and checkpoints in ``fit``,
 K stacked configurations in ``sweep`` -- stays with the callers.
 
@@ -26,7 +26,9 @@ from tqdm.auto import tqdm
 from jdl import losses as losses_lib
 from jdl._core.checks import is_int
 from jdl.data._access import check_supervised
-from jdl.train.feed import ArrayFeed, epoch_batches, eval_batches, make_feed
+from jdl.train.feed import _ArrayFeed, _epoch_batches, _eval_batches, _make_feed
+
+__all__ = ["default_metrics"]
 
 Metrics = dict[str, Any]
 
@@ -36,7 +38,7 @@ class RunPlan:
     """How long a run is and what it reads (from :func:`plan_run`).
 
     Attributes:
-        feed: the training feed (:func:`jdl.train.feed.make_feed`).
+        feed: the training feed (``jdl.train.feed._make_feed``).
         batch_size: the global training batch size.
         steps_per_epoch: full batches per epoch (the last partial batch is dropped).
         total_steps: the steps the run trains for.
@@ -44,7 +46,7 @@ class RunPlan:
         sample: one training example as a batch of one (for initialisation).
     """
 
-    feed: ArrayFeed | Any
+    feed: _ArrayFeed | Any
     batch_size: int
     steps_per_epoch: int
     total_steps: int
@@ -96,7 +98,7 @@ def plan_run(
     check_supervised(train, "train")
     if validation is not None:
         check_supervised(validation, "validation")
-    feed = make_feed(train)
+    feed = _make_feed(train)
     steps_per_epoch = len(feed) // batch_size
     if steps_per_epoch == 0:
         raise ValueError(
@@ -106,7 +108,7 @@ def plan_run(
     total_steps = steps if epochs is None else epochs * steps_per_epoch
     if steps is not None:
         total_steps = min(total_steps, steps)
-    first = next(epoch_batches(feed, batch_size, seed=seed, epoch=0, shuffle=False))
+    first = next(_epoch_batches(feed, batch_size, seed=seed, epoch=0, shuffle=False))
     sample = jax.tree_util.tree_map(lambda a: a[:1], first)
     try:  # run the model abstractly so a shape mismatch fails before training
         jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False), sample["x"])
@@ -183,7 +185,7 @@ class MetricBuffer:
 def evaluate_sums(
     eval_fn: Callable[[Any, dict[str, np.ndarray]], tuple[Any, Metrics]],
     state: Any,
-    feed: ArrayFeed | Any,
+    feed: _ArrayFeed | Any,
     batch_size: int,
 ) -> dict[str, np.ndarray]:
     """Every example of ``feed`` once through ``eval_fn``; each metric's mean over them.
@@ -193,7 +195,7 @@ def evaluate_sums(
     divided by the total count on the host.
     """
     totals = None
-    for batch in eval_batches(feed, batch_size):
+    for batch in _eval_batches(feed, batch_size):
         _, sums = eval_fn(state, batch)
         totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
     totals = jax.device_get(totals)
@@ -267,7 +269,7 @@ class EpochRunner:
 
     def _batches(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
         skip = max(self.step - epoch * self.plan.steps_per_epoch, 0)
-        return epoch_batches(
+        return _epoch_batches(
             self.plan.feed,
             self.plan.batch_size,
             seed=self.seed,
@@ -298,7 +300,7 @@ class EpochRunner:
     def evaluate(
         self,
         eval_fn: Callable[[Any, dict[str, np.ndarray]], tuple[Any, Metrics]],
-        feed: ArrayFeed | Any,
+        feed: _ArrayFeed | Any,
         batch_size: int,
     ) -> dict[str, np.ndarray]:
         """:func:`evaluate_sums` of the current state."""

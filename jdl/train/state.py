@@ -60,7 +60,7 @@ class TrainState:
             out["batch_stats"] = self.batch_stats
         return out
 
-    def apply_gradients(self, grads: PyTree, **changes) -> TrainState:
+    def apply_gradients(self, grads: PyTree, **changes: PyTree) -> TrainState:
         """One optimiser update: returns a new state with ``step + 1``.
 
         Args:
@@ -185,14 +185,7 @@ def state_from_variables(
         >>> int(state.step), state.params["head"]["kernel"].shape
         (0, (8, 2))
     """
-    if hasattr(variables, "variables") and not isinstance(variables, Mapping):
-        variables = variables.variables
-    if not isinstance(variables, Mapping) or "params" not in variables:
-        found = sorted(variables) if isinstance(variables, Mapping) else type(variables).__name__
-        raise TypeError(
-            'variables must be a mapping with a "params" entry (and "batch_stats" for models '
-            f"with BatchNorm), e.g. model.init(...) or history.variables; got {found}."
-        )
+    variables = _as_variables(variables)
     tx = optax.identity() if optimizer is None else optimizer
     _check_optimizer(tx)
     params, batch_stats = variables["params"], variables.get("batch_stats", {})
@@ -207,3 +200,21 @@ def state_from_variables(
         model=model,
         tx=tx,
     )
+
+
+def _as_variables(variables: Mapping[str, PyTree] | Any) -> dict[str, PyTree]:
+    """The variables dict of ``variables``: a ``{"params": ...}`` mapping, or a
+    :class:`TrainState` / ``History`` (their ``.variables``).
+
+    Raises:
+        TypeError: if there is no ``"params"`` entry.
+    """
+    if hasattr(variables, "variables") and not isinstance(variables, Mapping):
+        variables = variables.variables
+    if not isinstance(variables, Mapping) or "params" not in variables:
+        found = sorted(variables) if isinstance(variables, Mapping) else type(variables).__name__
+        raise TypeError(
+            'variables must be a mapping with a "params" entry (and "batch_stats" for models '
+            f"with BatchNorm), e.g. model.init(...) or history.variables; got {found}."
+        )
+    return dict(variables)

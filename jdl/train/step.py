@@ -73,7 +73,7 @@ def _check_scalar(loss: jax.Array) -> jax.Array:
     return loss
 
 
-def _pmean(tree, axis_name):
+def _pmean(tree: Any, axis_name: str | None) -> Any:
     return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
 
@@ -123,7 +123,7 @@ def train_step(
         dropout_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name))
     has_bn = bool(state.batch_stats)
 
-    def objective(params):
+    def objective(params: Any) -> tuple[jax.Array, tuple[jax.Array, Any, Any]]:
         variables = {"params": params}
         if has_bn:
             variables["batch_stats"] = state.batch_stats

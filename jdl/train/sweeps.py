@@ -21,7 +21,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -30,12 +30,17 @@ import optax
 
 from jdl import losses as losses_lib
 from jdl.data import as_source
-from jdl.train.feed import make_feed
+from jdl.train.feed import _make_feed
 from jdl.train.history import History, metric_mode
 from jdl.train.optim import as_optimizer
-from jdl.train.runner import EpochRunner, default_metrics, plan_run
+from jdl.train.runner import EpochRunner, RunPlan, default_metrics, plan_run
 from jdl.train.state import TrainState, create_state
 from jdl.train.step import eval_step, train_step
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 
 __all__ = ["SweepResult", "sweep"]
 
@@ -100,7 +105,7 @@ class SweepResult:
     def __str__(self) -> str:
         return self.table()
 
-    def plot(self, metric: str = "loss", *, ax=None):
+    def plot(self, metric: str = "loss", *, ax: Axes | None = None) -> Figure:
         """One curve per configuration of ``metric`` by epoch; returns the ``Figure``."""
         import matplotlib.pyplot as plt
 
@@ -136,7 +141,11 @@ def _optimizer_factory(
     return lambda lr: as_optimizer(optimizer, lr, learning_rate_arg="learning_rates")
 
 
-def _grid(learning_rates, seeds, init_scales) -> list[dict[str, float]]:
+def _grid(
+    learning_rates: Sequence[float] | None,
+    seeds: Sequence[int] | None,
+    init_scales: Sequence[float] | None,
+) -> list[dict[str, float]]:
     for name, values in (
         ("learning_rates", learning_rates),
         ("seeds", seeds),
@@ -157,7 +166,7 @@ def _grid(learning_rates, seeds, init_scales) -> list[dict[str, float]]:
     return configs
 
 
-def _scale_kernels(params, scale):
+def _scale_kernels(params: Any, scale: jax.Array) -> Any:
     mask = losses_lib.kernel_mask(params)
     return jax.tree_util.tree_map(lambda p, m: p * scale if m else p, params, mask)
 
@@ -169,7 +178,17 @@ def _best_loss(fetched: dict[str, np.ndarray]) -> dict[str, str]:
     return {"best loss": f"{finite.min():.4g}" if finite.size else "nan"}
 
 
-def _vmapped(model, factory, configs, lrs, plan, loss, metrics, l1, l2):
+def _vmapped(
+    model: Any,
+    factory: Callable[[jax.Array], optax.GradientTransformation],
+    configs: list[dict[str, float]],
+    lrs: jax.Array,
+    plan: RunPlan,
+    loss: str | Callable,
+    metrics: Sequence[str | Callable],
+    l1: float,
+    l2: float,
+) -> tuple[Callable[..., Any], Callable[..., Any], dict[str, Any]]:
     """``(train_all, eval_all, fields)``: the vmapped, compiled training and evaluation
     steps over K stacked states, and the K initial states' arrays."""
     scales = jnp.asarray([c["init_scale"] for c in configs], jnp.float32)
@@ -177,8 +196,8 @@ def _vmapped(model, factory, configs, lrs, plan, loss, metrics, l1, l2):
     sample = plan.sample
 
     @jax.jit
-    def init_all(keys, lrs, scales):
-        def one(key, lr, scale):
+    def init_all(keys: jax.Array, lrs: jax.Array, scales: jax.Array) -> dict[str, Any]:
+        def one(key: jax.Array, lr: jax.Array, scale: jax.Array) -> dict[str, Any]:
             state = create_state(model, factory(lr), sample, key)
             params = _scale_kernels(state.params, scale)
             state = state.replace(params=params, opt_state=state.tx.init(params))
@@ -186,15 +205,19 @@ def _vmapped(model, factory, configs, lrs, plan, loss, metrics, l1, l2):
 
         return jax.vmap(one)(keys, lrs, scales)
 
-    def as_state(fields, lr):
+    def as_state(fields: dict[str, Any], lr: jax.Array) -> TrainState:
         return TrainState(**fields, model=model, tx=factory(lr))
 
     loss_fn = losses_lib.get(loss)
     step_one = functools.partial(train_step, loss_fn=loss_fn, metrics=metrics, l1=l1, l2=l2)
 
     @functools.partial(jax.jit, donate_argnums=0)
-    def train_all(fields, lrs, batch):
-        def one(fields, lr):
+    def train_all(
+        fields: dict[str, Any], lrs: jax.Array, batch: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
+        def one(
+            fields: dict[str, Any], lr: jax.Array
+        ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
             new, out = step_one(as_state(fields, lr), batch)
             return new.arrays, out
 
@@ -203,7 +226,9 @@ def _vmapped(model, factory, configs, lrs, plan, loss, metrics, l1, l2):
     eval_one = functools.partial(eval_step, loss_fn=loss_fn, metrics=metrics)
 
     @jax.jit
-    def eval_all(fields, lrs, batch):
+    def eval_all(
+        fields: dict[str, Any], lrs: jax.Array, batch: dict[str, Any]
+    ) -> dict[str, jax.Array]:
         return jax.vmap(lambda f, lr: eval_one(as_state(f, lr), batch)[1])(fields, lrs)
 
     return train_all, eval_all, init_all(keys, lrs, scales)
@@ -296,7 +321,7 @@ def sweep(
         History(config={**config, "model": type(model).__name__, "batch_size": batch_size})
         for config in configs
     ]
-    val_feed = make_feed(validation) if validation is not None else None
+    val_feed = _make_feed(validation) if validation is not None else None
     runner = EpochRunner(
         plan,
         lambda fields, batch: train_all(fields, lrs, batch),

@@ -7,7 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import jdl.data as jd
-from jdl.data.catalog import supervised_keys
+from jdl.data.catalog import _supervised_keys
 
 
 @pytest.fixture
@@ -79,10 +79,10 @@ def test_supervised_keys_must_be_a_flat_pair():
         info = types.SimpleNamespace(supervised_keys=keys, features={"a": None, "b": None})
         return types.SimpleNamespace(info=info, name="fake")
 
-    assert supervised_keys(fake(("a", "b"))) == ("a", "b")
+    assert _supervised_keys(fake(("a", "b"))) == ("a", "b")
     with pytest.raises(
         ValueError, match=r"declares no supervised keys \(its features are \['a', 'b'\]\)"
     ):
-        supervised_keys(fake(None))
+        _supervised_keys(fake(None))
     with pytest.raises(ValueError, match="flat pair"):
-        supervised_keys(fake((("a", "b"), "b")))
+        _supervised_keys(fake((("a", "b"), "b")))

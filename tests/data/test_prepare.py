@@ -7,7 +7,7 @@ import pytest
 
 import jdl.data as jd
 from jdl.data.builders import JdlCoffee
-from jdl.data.prepare import prepare
+from jdl.data.prepare import _prepare
 
 
 def _dataset_files(root):
@@ -60,7 +60,7 @@ def test_concurrent_preparations_generate_once(fresh_dir, monkeypatch):
 
     def worker():
         try:
-            prepare("coffee", fresh_dir)
+            _prepare("coffee", fresh_dir)
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)
 
@@ -88,5 +88,5 @@ def test_losing_a_preparation_race_reuses_the_winners_copy(fresh_dir, monkeypatc
 
 def test_prepare_rejects_unknown_names(fresh_dir):
     with pytest.raises(jd.UnknownDatasetError, match=r"bundled datasets: \['iris'"):
-        prepare("mnist", fresh_dir)
+        _prepare("mnist", fresh_dir)
     assert not fresh_dir.exists()

@@ -320,7 +320,7 @@ def test_resnet_weights_load_and_compute_like_keras(tmp_path, layout):
 
 def test_resnet_names_and_batchnorm_leaves_map_to_jdl_paths():
     layers = dict(keras_resnet_layers())
-    flat, unmapped = pretrained.keras.keras_resnet_to_jdl(layers, tiny_keras_resnet())
+    flat, unmapped = pretrained.keras_resnet._keras_resnet_to_jdl(layers, tiny_keras_resnet())
     assert unmapped == []
     bn = dict(layers["conv3_block2_3_bn"])
     np.testing.assert_array_equal(flat["params/layer2_1/bn3/scale"], bn["gamma"])
@@ -336,7 +336,7 @@ def test_conv_bias_is_folded_into_the_following_batchnorm_mean():
     import flax.linen as fnn
 
     layers = dict(keras_resnet_layers())
-    flat, _ = pretrained.keras.keras_resnet_to_jdl(layers, tiny_keras_resnet())
+    flat, _ = pretrained.keras_resnet._keras_resnet_to_jdl(layers, tiny_keras_resnet())
     for keras_name, jdl_bn in [
         ("conv1", "bn1"),
         ("conv2_block1_2", "layer1_0/bn2"),
@@ -409,7 +409,9 @@ def test_keras3_positional_file_loads_into_a_given_model(tmp_path):
     np.testing.assert_array_equal(
         p.variables["params"]["layer1_1"]["bn2"]["scale"], w["conv2_block2_2_bn"]["gamma"]
     )
-    assert pretrained.keras.resnet_from_keras_weights(pretrained.read_keras_weights(path)) == (
+    assert pretrained.keras_resnet._resnet_from_keras_weights(
+        pretrained.read_keras_weights(path)
+    ) == (
         nn.ResNet((2,), nn.Bottleneck, num_outputs=5, width=2, stride_in_1x1=True, bn_epsilon=EPS)
     )
 
@@ -418,9 +420,9 @@ def test_full_resnet50_layers_map_onto_jdl_resnet50_exactly(tmp_path):
     from jdl.pretrained._tree import expected_shapes
 
     layers = dict(keras_resnet_layers((3, 4, 6, 3), 64, 1000, shapes_only=True))
-    model = pretrained.keras.resnet_from_keras_weights(layers)
+    model = pretrained.keras_resnet._resnet_from_keras_weights(layers)
     assert model == nn.resnet50(stride_in_1x1=True, bn_epsilon=EPS)
-    flat, unmapped = pretrained.keras.keras_resnet_to_jdl(layers, model)
+    flat, unmapped = pretrained.keras_resnet._keras_resnet_to_jdl(layers, model)
     wanted = expected_shapes(model, (1, 224, 224, 3))
     assert unmapped == [] and sorted(flat) == sorted(wanted)
     assert all(tuple(flat[k].shape) == tuple(wanted[k].shape) for k in flat)
@@ -433,7 +435,7 @@ def test_full_resnet50_layers_map_onto_jdl_resnet50_exactly(tmp_path):
             n = counts.get(kind, 0)
             counts[kind] = n + 1
             positional[kind if n == 0 else f"{kind}_{n}"] = weights
-    assert pretrained.keras.resnet_from_keras_weights(positional) == model
+    assert pretrained.keras_resnet._resnet_from_keras_weights(positional) == model
 
 
 def test_loading_into_a_v15_resnet_warns_and_other_models_are_refused(tmp_path):

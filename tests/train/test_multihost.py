@@ -137,12 +137,12 @@ def test_fit_feed_gives_each_process_its_part_of_jdl_data_batches(monkeypatch):
     from jdl.train import feed as feed_lib
 
     source, _ = worker.make_data()
-    feed = feed_lib.make_feed(source)
+    feed = feed_lib._make_feed(source)
     monkeypatch.setattr(jax, "process_count", lambda: 2)
     parts = []
     for index in range(2):
         monkeypatch.setattr(jax, "process_index", lambda index=index: index)
-        ours = list(feed_lib.epoch_batches(feed, 32, seed=5, epoch=1))
+        ours = list(feed_lib._epoch_batches(feed, 32, seed=5, epoch=1))
         theirs = list(jdl.data.batches(source, 32, seed=5, num_epochs=2))[len(ours) :]
         assert len(ours) == len(theirs) == 192 // 32
         for a, b in zip(ours, theirs, strict=True):
@@ -163,4 +163,4 @@ def test_global_batch_not_divisible_by_processes_is_rejected(monkeypatch):
     source, _ = worker.make_data()
     monkeypatch.setattr(jax, "process_count", lambda: 3)
     with pytest.raises(ValueError, match="does not split evenly over 3 processes"):
-        next(feed_lib.epoch_batches(feed_lib.make_feed(source), 32, seed=0, epoch=0))
+        next(feed_lib._epoch_batches(feed_lib._make_feed(source), 32, seed=0, epoch=0))
