@@ -6,12 +6,16 @@ constants you can read or monkey-patch:
 1. ``"exploding"`` if the layer's gradient or activation is not finite.
 2. ``"dead"`` if at least :data:`DEAD_FRACTION` (50 %) of its units output exactly zero for
    the whole batch (see :mod:`jdl.analysis.activations`).
-3. ``"saturated"`` if at least :data:`SATURATED_FRACTION` (50 %) of its tanh/sigmoid
+3. ``"exploding"`` if the gradient reaching the layer's output, ``rms(dLoss/dO_k)``, is
+   above :data:`EXPLODING_RATIO` (1e3) times the one at the output layer: on its way down
+   from the loss the back-propagated signal has grown a thousand-fold. This comes before
+   saturation: a layer whose gradient explodes needs a smaller initialisation or clipping
+   whatever its units do, and saturated units alone make gradients shrink, not grow.
+4. ``"saturated"`` if at least :data:`SATURATED_FRACTION` (50 %) of its tanh/sigmoid
    activations sit at their limits (``|tanh| > 0.99``; ``sigmoid < 0.01`` or ``> 0.99``).
-4. ``"vanishing"`` if the gradient reaching the layer's output, ``rms(dLoss/dO_k)``, is
-   below :data:`VANISHING_RATIO` (1e-3) times the one at the output layer: on its way down
-   from the loss the back-propagated signal has shrunk a thousand-fold.
-5. ``"exploding"`` if that ratio is above :data:`EXPLODING_RATIO` (1e3).
+   Saturation is the usual *cause* of a vanishing gradient, so it is named before it.
+5. ``"vanishing"`` if that ratio is below :data:`VANISHING_RATIO` (1e-3): the signal has
+   shrunk a thousand-fold.
 6. ``"healthy"`` otherwise.
 
 A layer's activation is ``activation(output)`` of the layer (or of the normalisation layer
@@ -101,16 +105,14 @@ def _verdict(grad_ratio: float, grad: float, std: float, dead: float, saturated:
         return "exploding"
     if dead >= DEAD_FRACTION:
         return "dead"
+    if not math.isnan(grad_ratio) and (
+        not math.isfinite(grad_ratio) or grad_ratio > EXPLODING_RATIO
+    ):
+        return "exploding"
     if saturated >= SATURATED_FRACTION:
         return "saturated"
-    if math.isnan(grad_ratio):
-        return "healthy"
-    if not math.isfinite(grad_ratio):
-        return "exploding"
-    if grad_ratio < VANISHING_RATIO:
+    if not math.isnan(grad_ratio) and grad_ratio < VANISHING_RATIO:
         return "vanishing"
-    if grad_ratio > EXPLODING_RATIO:
-        return "exploding"
     return "healthy"
 
 

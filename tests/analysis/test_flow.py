@@ -97,6 +97,22 @@ def test_large_variance_relu_is_exploding():
     assert report.layers[-1].verdict == "healthy"
 
 
+def test_exploding_gradient_is_named_before_saturation():
+    # N(0, 1) weights, tanh, width 256: most units saturate, yet dL/dO still grows
+    # ~sqrt(256) x (share of linear units) per layer going down -- beyond the 1e3 threshold.
+    batch = {"x": jax.random.normal(jax.random.key(1), (64, 16)), "y": jnp.arange(64) % 4}
+    model = MLP(widths=(256,) * 12, num_outputs=4, activation="tanh", kernel_init="normal(1.0)")
+    report, _ = _report(model, batch)
+    both = [
+        r
+        for r in report.layers
+        if r.saturated_fraction >= analysis.SATURATED_FRACTION
+        and r.grad_ratio > analysis.EXPLODING_RATIO
+    ]
+    assert both, report.summary()
+    assert {r.verdict for r in both} == {"exploding"}
+
+
 def test_iris_lr2_kills_relus_and_report_says_dead(iris):
     tr = iris["train"]
     model = MLP(widths=(16,), num_outputs=3)
