@@ -41,6 +41,7 @@ __all__ = [
     "kernel_mask",
     "get",
     "LOSSES",
+    "LOSS_ALIASES",
 ]
 
 
@@ -247,13 +248,25 @@ LOSSES: dict[str, Callable[..., Array]] = {
 }
 """The losses that can be named by string, e.g. ``fit(..., loss="cross_entropy")``."""
 
+LOSS_ALIASES: dict[str, str] = {
+    "ce": "cross_entropy",
+    "categorical_crossentropy": "cross_entropy",
+    "sparse_categorical_crossentropy": "cross_entropy",
+    "bce": "binary_cross_entropy",
+    "binary_crossentropy": "binary_cross_entropy",
+    "mean_squared_error": "mse",
+    "mean_absolute_error": "mae",
+}
+"""Short and Keras-style names accepted for :data:`LOSSES` (``"ce"``, ``"bce"``, ...)."""
+
 
 def get(loss: str | Callable[..., Array]) -> Callable[..., Array]:
     """Look up a loss by name, or return a callable unchanged.
 
     Args:
-        loss: one of ``"mse"``, ``"mae"``, ``"binary_cross_entropy"``, ``"cross_entropy"``,
-            or a function ``(predictions, targets) -> scalar``.
+        loss: one of ``"mse"``, ``"mae"``, ``"binary_cross_entropy"``, ``"cross_entropy"``
+            or an alias of :data:`LOSS_ALIASES` (``"ce"``, ``"bce"``, Keras' names), or a
+            function ``(predictions, targets) -> scalar``.
 
     Returns:
         The loss function.
@@ -266,9 +279,11 @@ def get(loss: str | Callable[..., Array]) -> Callable[..., Array]:
         return loss
     if isinstance(loss, str):
         try:
-            return LOSSES[loss]
+            return LOSSES[LOSS_ALIASES.get(loss, loss)]
         except KeyError:
+            aliases = ", ".join(f"{a!r} ({n})" for a, n in LOSS_ALIASES.items())
             raise ValueError(
-                f"Unknown loss {loss!r}; expected one of {sorted(LOSSES)} or a callable."
+                f"Unknown loss {loss!r}; expected one of {sorted(LOSSES)}, an alias "
+                f"({aliases}) or a callable."
             ) from None
     raise TypeError(f"loss must be a name or a callable; got {type(loss).__name__}.")

@@ -142,3 +142,14 @@ def test_get_by_name():
         losses.get("crossentropy")
     with pytest.raises(TypeError):
         losses.get(3)
+
+
+def test_short_and_keras_loss_names_are_aliases_listed_in_the_error():
+    assert losses.get("ce") is losses.cross_entropy
+    assert losses.get("sparse_categorical_crossentropy") is losses.cross_entropy
+    assert losses.get("bce") is losses.binary_cross_entropy
+    assert losses.get("mean_squared_error") is losses.mse
+    for alias, name in losses.LOSS_ALIASES.items():
+        assert losses.get(alias) is losses.LOSSES[name]
+    with pytest.raises(ValueError, match=r"'ce' \(cross_entropy\).*'bce'"):
+        losses.get("xent")

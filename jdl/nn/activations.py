@@ -42,6 +42,9 @@ _ACTIVATIONS: dict[str, _Activation] = {
     "softplus": jax.nn.softplus,
     "identity": identity,
     "linear": identity,
+    # Normalise over the last (feature) axis: for output layers read as probabilities.
+    "softmax": partial(jax.nn.softmax, axis=-1),
+    "log_softmax": partial(jax.nn.log_softmax, axis=-1),
 }
 
 #: Names accepted by :func:`get_activation`.
@@ -49,14 +52,20 @@ ACTIVATION_NAMES: tuple[str, ...] = tuple(_ACTIVATIONS)
 
 
 def get_activation(activation: str | _Activation | None) -> _Activation:
-    """Return the element-wise activation function named by ``activation``.
+    """Return the activation function named by ``activation``.
+
+    Every named activation is element-wise except ``"softmax"`` and ``"log_softmax"``,
+    which normalise over the last axis (the classes of an output layer). jdl's
+    ``cross_entropy`` takes *logits*: train a classifier with ``output_activation=None``
+    and apply ``jax.nn.softmax`` to read probabilities, or give the model
+    ``output_activation="softmax"`` only where its outputs are used as probabilities.
 
     Args:
       activation: one of :data:`ACTIVATION_NAMES` (case-insensitive): ``"relu"``, ``"tanh"``,
         ``"sigmoid"``, ``"gelu"`` (exact erf form), ``"gelu_tanh"`` (tanh approximation),
         ``"elu"``, ``"selu"``, ``"leaky_relu"`` (slope 0.01), ``"silu"``/``"swish"``,
-        ``"softplus"``, ``"identity"``/``"linear"``; ``None``, meaning identity; or any
-        callable, returned unchanged.
+        ``"softplus"``, ``"identity"``/``"linear"``, ``"softmax"``, ``"log_softmax"``;
+        ``None``, meaning identity; or any callable, returned unchanged.
 
     Returns:
       A function mapping an array to an array of the same shape.

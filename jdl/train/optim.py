@@ -101,6 +101,7 @@ def optimizer(
     schedule: str | None = None,
     clip: float | None = None,
     weight_decay: float | None = None,
+    coupled_weight_decay: float | None = None,
     total_steps: int | None = None,
     warmup_steps: int = 0,
     boundaries: Sequence[int] = (),
@@ -116,9 +117,16 @@ def optimizer(
         schedule: optional schedule name (see :func:`jdl.train.make_schedule`) applied to
             ``learning_rate``.
         clip: if given, gradients are clipped to this global norm first.
-        weight_decay: if given, decoupled weight decay (``optax.add_decayed_weights``)
-            applied to matrices and kernels only (not biases or BatchNorm parameters).
-            For ``"adamw"`` pass ``weight_decay`` through ``kwargs`` instead.
+        weight_decay: if given, *decoupled* weight decay (Loshchilov & Hutter, 2019) on
+            matrices and kernels only (not biases or BatchNorm parameters): every step
+            subtracts ``learning_rate * weight_decay * w`` next to the optimiser's own
+            update, outside its adaptive scaling, as ``optax.adamw`` does (``"adam"`` with
+            ``weight_decay`` equals ``optax.adamw`` masked to kernels; for ``"adamw"`` it is
+            adamw's own decay). With plain SGD this equals L2 regularisation.
+        coupled_weight_decay: if given, L2 regularisation through the optimiser instead:
+            ``coupled_weight_decay * w`` is added to the gradient *before* the optimiser
+            (what ``torch.optim.Adam(weight_decay=...)`` does), kernels only. Under an
+            adaptive optimiser this decays large-gradient weights less than decoupled decay.
         total_steps, warmup_steps, boundaries, decay: forwarded to the schedule.
         **kwargs: forwarded to the optax optimiser (e.g. ``b1``, ``momentum``).
 
@@ -145,8 +153,13 @@ def optimizer(
         )
     elif isinstance(learning_rate, int | float) and learning_rate <= 0:
         raise ValueError(f"learning_rate must be positive; got {learning_rate}.")
-    factory = OPTIMIZERS[name]
-    base = optax.inject_hyperparams(lambda learning_rate: factory(learning_rate, **kwargs))(
+    for label, value in (
+        ("weight_decay", weight_decay),
+        ("coupled_weight_decay", coupled_weight_decay),
+    ):
+        if value is not None and not (isinstance(value, int | float) and value >= 0):
+            raise ValueError(f"{label} must be a non-negative number; got {value!r}.")
+    base = optax.inject_hyperparams(_with_decay(OPTIMIZERS[name], name, weight_decay, kwargs))(
         learning_rate=learning_rate
     )
     parts = []
@@ -154,10 +167,35 @@ def optimizer(
         if clip <= 0:
             raise ValueError(f"clip must be a positive gradient norm; got {clip}.")
         parts.append(optax.clip_by_global_norm(clip))
-    if weight_decay:
-        parts.append(optax.add_decayed_weights(weight_decay, mask=kernel_mask))
+    if coupled_weight_decay:
+        parts.append(optax.add_decayed_weights(coupled_weight_decay, mask=kernel_mask))
     parts.append(base)
     return optax.chain(*parts) if len(parts) > 1 else base
+
+
+def _with_decay(
+    factory: Callable[..., optax.GradientTransformation],
+    name: str,
+    weight_decay: float | None,
+    kwargs: dict[str, Any],
+) -> Callable[[Any], optax.GradientTransformation]:
+    """``learning_rate -> transformation`` with decoupled weight decay, if any.
+
+    optax's optimisers end in ``scale(-learning_rate)``; built with a learning rate of 1 and
+    followed by ``-weight_decay * w`` and ``scale(learning_rate)``, the update is
+    ``-learning_rate * (direction + weight_decay * w)`` -- ``optax.adamw``'s form.
+    """
+    if not weight_decay:
+        return lambda learning_rate: factory(learning_rate, **kwargs)
+    if name == "adamw":
+        return lambda learning_rate: factory(
+            learning_rate, **{"weight_decay": weight_decay, "mask": kernel_mask, **kwargs}
+        )
+    return lambda learning_rate: optax.chain(
+        factory(1.0, **kwargs),
+        optax.add_decayed_weights(-weight_decay, mask=kernel_mask),
+        optax.scale(learning_rate),
+    )
 
 
 def learning_rate(opt_state: optax.OptState) -> float | None:

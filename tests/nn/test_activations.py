@@ -2,11 +2,12 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jdl.nn import ACTIVATION_NAMES, get_activation
+from jdl.nn import ACTIVATION_NAMES, MLP, get_activation
 
 X = jnp.array([-2.0, -1.0, 0.0, 1.0, 2.0])
 
@@ -73,3 +74,15 @@ def test_unknown_name_lists_valid_names():
 def test_non_callable_raises_type_error():
     with pytest.raises(TypeError, match="activation must be"):
         get_activation(3)
+
+
+def test_softmax_and_log_softmax_normalise_over_the_last_axis():
+    x = jnp.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    probs = get_activation("softmax")(x)
+    np.testing.assert_allclose(probs.sum(-1), [1.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(probs[1], [1 / 3] * 3, rtol=1e-6)
+    np.testing.assert_allclose(get_activation("log_softmax")(x), np.log(probs), rtol=1e-5)
+    model = MLP(widths=(4,), num_outputs=3, output_activation="softmax")
+    v = model.init(jax.random.key(0), jnp.ones((2, 5)), train=False)
+    out = model.apply(v, jnp.ones((2, 5)), train=False)
+    np.testing.assert_allclose(out.sum(-1), [1.0, 1.0], rtol=1e-6)

@@ -1,7 +1,9 @@
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
+from jdl.losses import kernel_mask
 from jdl.train import learning_rate, make_schedule, optimizer
 
 
@@ -68,3 +70,58 @@ def test_bad_names_and_values():
     with pytest.raises(ValueError, match="boundaries"):
         make_schedule("step", 1.0)
     assert learning_rate(optax.adam(1e-3).init({"w": jnp.ones(1)})) is None
+
+
+def _updates(tx, grads, params, steps=3):
+    state, out = tx.init(params), []
+    for _ in range(steps):
+        updates, state = tx.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        out.append(updates)
+    return out
+
+
+def test_weight_decay_is_decoupled_as_in_adamw():
+    params = {"kernel": jnp.full((2, 2), 2.0), "bias": jnp.ones(2)}
+    grads = {"kernel": jnp.full((2, 2), 0.5), "bias": jnp.full(2, 0.5)}
+    mine = _updates(optimizer("adam", 0.1, weight_decay=0.5), grads, params)
+    ref = _updates(optax.adamw(0.1, weight_decay=0.5, mask=kernel_mask), grads, params)
+    for a, b in zip(mine, ref, strict=True):
+        np.testing.assert_allclose(a["kernel"], b["kernel"], rtol=1e-6)
+        np.testing.assert_allclose(a["bias"], b["bias"], rtol=1e-6)
+    # Adam's first step is -lr * sign(g) = -0.1; the decoupled decay adds -lr * wd * w = -0.1.
+    assert float(mine[0]["kernel"][0, 0]) == pytest.approx(-0.2, rel=1e-5)
+    assert float(mine[0]["bias"][0]) == pytest.approx(-0.1, rel=1e-5)
+    named = _updates(optimizer("adamw", 0.1, weight_decay=0.5), grads, params)
+    np.testing.assert_allclose(named[-1]["kernel"], ref[-1]["kernel"], rtol=1e-6)
+
+
+def test_decoupled_decay_with_momentum_and_a_schedule():
+    params = {"kernel": jnp.full((2, 2), 1.0)}  # a matrix: decay applies to kernels only
+    grads = {"kernel": jnp.full((2, 2), 0.2)}
+    schedule = optax.linear_schedule(0.1, 0.05, 3)
+    mine = _updates(optimizer("momentum", schedule, weight_decay=0.1), grads, params)
+    w, v, out = 1.0, 0.0, []
+    for step in range(3):  # by hand: v = 0.9 v + g; w -= lr_t * (v + wd * w)
+        v = 0.9 * v + 0.2
+        update = -float(schedule(step)) * (v + 0.1 * w)
+        out.append(update)
+        w += update
+    np.testing.assert_allclose([float(u["kernel"][0, 0]) for u in mine], out, rtol=1e-5)
+
+
+def test_coupled_weight_decay_is_l2_through_the_optimiser():
+    params = {"kernel": jnp.full((2, 2), 2.0), "bias": jnp.ones(2)}
+    grads = {"kernel": jnp.full((2, 2), 0.5), "bias": jnp.full(2, 0.5)}
+    mine = _updates(optimizer("adam", 0.1, coupled_weight_decay=0.5), grads, params)
+    ref = _updates(
+        optax.chain(optax.add_decayed_weights(0.5, mask=kernel_mask), optax.adam(0.1)),
+        grads,
+        params,
+    )
+    for a, b in zip(mine, ref, strict=True):
+        np.testing.assert_allclose(a["kernel"], b["kernel"], rtol=1e-6)
+    # Through Adam, L2 only rescales the gradient: the first step is -lr * sign = -0.1.
+    assert float(mine[0]["kernel"][0, 0]) == pytest.approx(-0.1, rel=1e-5)
+    with pytest.raises(ValueError, match="weight_decay must be a non-negative number"):
+        optimizer("adam", 0.1, weight_decay=-1.0)
