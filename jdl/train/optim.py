@@ -236,7 +236,8 @@ _by_name = optimizer  # as_optimizer's argument ``optimizer`` hides the function
 
 def _forms() -> str:
     return (
-        "an optax.GradientTransformation (e.g. optax.adam(1e-3)), a (name, learning_rate) "
+        "an optax.GradientTransformation (e.g. optax.adam(1e-3)) or optax.MultiSteps, a "
+        "(name, learning_rate) "
         f"pair, a name (one of {sorted(OPTIMIZERS)}) or a function learning_rate -> optax "
         "transformation (e.g. lambda lr: optax.sgd(lr, momentum=0.9))"
     )
@@ -254,7 +255,9 @@ def as_optimizer(
     Every jdl entry point that takes an optimiser reads it through this function, so each
     accepts the same forms:
 
-    - an ``optax.GradientTransformation``, used as it is;
+    - an ``optax.GradientTransformation``, used as it is, or an ``optax.MultiSteps``
+      (gradient accumulation: the inner optimiser steps once every ``k`` calls, on the
+      mean of their gradients), used as its ``gradient_transformation()``;
     - a ``(name, learning_rate)`` pair: ``optimizer(name, learning_rate)``;
     - a name (a key of :data:`OPTIMIZERS`), with the entry point's own learning rate (a
       sweep's ``learning_rates``, the range of :func:`jdl.analysis.lr_find`):
@@ -289,6 +292,8 @@ def as_optimizer(
         ...
         ValueError: Unknown optimizer 'adma'; expected one of ['adagrad', 'adam', ...].
     """
+    if isinstance(optimizer, optax.MultiSteps):
+        optimizer = optimizer.gradient_transformation()
     is_pair = isinstance(optimizer, tuple) and len(optimizer) == 2 and isinstance(optimizer[0], str)
     if kwargs and not isinstance(optimizer, str):
         raise ValueError(

@@ -1,5 +1,6 @@
 """fit / evaluate / sweep take (x, y) tuples of arrays as Keras does, as from_arrays sources."""
 
+import jax
 import numpy as np
 import optax
 import pytest
@@ -56,3 +57,24 @@ def test_fit_reads_a_from_arrays_source_without_copying(train_source, monkeypatc
     h = jdl.fit(TinyMLP(), train_source, optimizer=optax.sgd(0.1), epochs=1, **KW)
     assert h.steps == [len(train_source.x) // 32]
     assert np.all(np.isfinite(h.metrics["loss"]))
+
+
+def test_fit_accumulates_gradients_with_optax_multisteps(train_source):
+    # Four steps of 8 examples with MultiSteps(every 4) = one step on the same 32 examples.
+    x, y = train_source.x[:32], train_source.y[:32]
+    common = dict(loss="cross_entropy", verbose=0, shuffle=False, seed=3)
+    accumulated = jdl.fit(
+        TinyMLP(),
+        (x, y),
+        batch_size=8,
+        steps=4,
+        optimizer=optax.MultiSteps(optax.sgd(0.5), every_k_schedule=4),
+        **common,
+    )
+    large = jdl.fit(TinyMLP(), (x, y), batch_size=32, steps=1, optimizer=optax.sgd(0.5), **common)
+    a = jax.tree_util.tree_leaves(accumulated.variables)
+    b = jax.tree_util.tree_leaves(large.variables)
+    for p, q in zip(a, b, strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-5, atol=1e-6)
+    moved = jdl.fit(TinyMLP(), (x, y), batch_size=32, steps=1, optimizer=optax.sgd(0.0), **common)
+    assert not np.allclose(a[0], jax.tree_util.tree_leaves(moved.variables)[0])
