@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +13,14 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-__all__ = ["TrainState", "create_state", "model_input", "state_from_variables"]
+__all__ = [
+    "MODEL_INPUTS",
+    "TrainState",
+    "create_state",
+    "model_input",
+    "model_kwargs",
+    "state_from_variables",
+]
 
 PyTree = Any
 
@@ -91,6 +99,38 @@ def model_input(batch: Any) -> jax.Array:
             )
         return batch["x"]
     return batch
+
+
+#: Batch entries besides ``"x"`` that reach a model whose ``__call__`` takes them.
+MODEL_INPUTS = ("lengths",)
+
+
+def model_kwargs(model: nn.Module, batch: Any) -> dict[str, Any]:
+    """The keyword inputs a batch carries for its model, e.g. ``{"lengths": ...}``.
+
+    A dict batch's ``"lengths"`` (valid lengths of padded sequences, shape ``(batch,)``) is
+    passed to models whose ``__call__`` takes ``lengths`` (:class:`jdl.nn.RNNClassifier`),
+    so padding is never read.
+
+    Raises:
+        ValueError: if the batch carries ``"lengths"`` but the model takes none -- it would
+            read the padding as data.
+    """
+    if not isinstance(batch, Mapping):
+        return {}
+    out = {}
+    for name in MODEL_INPUTS:
+        if name not in batch:
+            continue
+        if name not in inspect.signature(type(model).__call__).parameters:
+            raise ValueError(
+                f"The batch carries {name!r} (padded sequences), but {type(model).__name__}"
+                f"'s __call__ takes no `{name}` argument, so it would read the padding as "
+                f"data: use a model that takes `{name}` (e.g. jdl.nn.RNNClassifier) or drop "
+                f"the {name!r} entry."
+            )
+        out[name] = batch[name]
+    return out
 
 
 def _check_optimizer(optimizer: Any) -> None:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from jdl import losses as losses_lib
 from jdl import metrics as metrics_lib
-from jdl.train.state import TrainState, model_input
+from jdl.train.state import TrainState, model_input, model_kwargs
 
 __all__ = ["train_step", "eval_step", "bind_axis_name", "MASK_KEY"]
 
@@ -96,7 +96,8 @@ def train_step(
 
     Args:
         state: the current :class:`TrainState`.
-        batch: a dict with ``"x"`` (inputs) and ``"y"`` (targets).
+        batch: a dict with ``"x"`` (inputs), ``"y"`` (targets) and optionally ``"lengths"``
+            (passed to models that take ``lengths``, see :func:`jdl.train.model_kwargs`).
         loss_fn: a jdl loss name (``"cross_entropy"``, ``"mse"``, ...) or a function
             ``(outputs, targets) -> scalar``.
         metrics: metric names or functions ``(outputs, targets) -> scalar`` computed on
@@ -118,6 +119,7 @@ def train_step(
     metric_fns = _metric_fns(metrics)
     model = bind_axis_name(state.model, axis_name)
     x, y = model_input(batch), _targets(batch)
+    inputs = model_kwargs(model, batch)
     dropout_key = jax.random.fold_in(state.rng, state.step)
     if axis_name is not None:
         dropout_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name))
@@ -130,6 +132,7 @@ def train_step(
         outputs, updates = model.apply(
             variables,
             x,
+            **inputs,
             train=True,
             rngs={"dropout": dropout_key},
             mutable=["batch_stats"] if has_bn else [],
@@ -168,7 +171,8 @@ def eval_step(
 
     Args:
         state: the :class:`TrainState` to evaluate.
-        batch: a dict with ``"x"``, ``"y"`` and optionally ``"mask"``.
+        batch: a dict with ``"x"``, ``"y"`` and optionally ``"mask"`` and ``"lengths"``
+            (passed to models that take ``lengths``, see :func:`jdl.train.model_kwargs`).
         loss_fn: a jdl loss name or function ``(outputs, targets, *, where=None) -> scalar``.
         metrics: metric names or functions, as in :func:`train_step`; functions must
             accept ``where=``.
@@ -182,7 +186,7 @@ def eval_step(
     metric_fns = _metric_fns(metrics)
     model = bind_axis_name(state.model, axis_name)
     x, y = model_input(batch), _targets(batch)
-    outputs = model.apply(state.variables, x, train=False)
+    outputs = model.apply(state.variables, x, **model_kwargs(model, batch), train=False)
     where = batch.get(MASK_KEY)
     if where is None:
         where = jnp.ones((jnp.shape(x)[0],), bool)
