@@ -90,7 +90,7 @@ for bn in (False, True):
     stats = jdl.analysis.activation_stats(run.state.model, run.variables, batch, train=False)
     print("with BatchNorm" if bn else "without BatchNorm")
     print(stats)
-    ax = stats.plot()
+    ax = stats.plot().axes[0]
     ax.set_title(f"sigmoid activations after training ({'with' if bn else 'without'} BatchNorm)")
     plt.show()
 

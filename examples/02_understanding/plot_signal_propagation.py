@@ -57,7 +57,7 @@ model = jdl.nn.CifarResNet(depth=20)
 images = jax.random.normal(jax.random.key(2), (32, 32, 32, 3))
 v = model.init(jax.random.key(0), images[:1], train=False)
 sp = jdl.analysis.signal_propagation(model, v, images)
-axes = sp.plot(label="CifarResNet-20")
+fig = sp.plot(label="CifarResNet-20")
 plt.show()
 
 # %%

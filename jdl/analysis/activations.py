@@ -28,6 +28,7 @@ from jdl.analysis._probe import probe
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["ActivationStats", "LayerActivations", "activation_stats"]
 
@@ -82,15 +83,19 @@ class ActivationStats(collections.abc.Mapping):
 
     __repr__ = __str__
 
-    def plot(self, *, ax: Axes | None = None, max_layers: int = 8) -> Axes:
+    def plot(self, *, ax: Axes | None = None, max_layers: int = 8) -> Figure:
         """Histograms of the activations of up to ``max_layers`` layers (evenly spaced).
 
+        Args:
+          ax: draw into these axes (default: a new figure).
+          max_layers: at most this many layers' histograms.
+
         Returns:
-          The matplotlib ``Axes``.
+          The matplotlib ``Figure`` (as every jdl ``plot()``; its axes: ``fig.axes``).
         """
         from jdl.analysis.plots import _plot_activation_histograms
 
-        return _plot_activation_histograms(self, ax=ax, max_layers=max_layers)
+        return _plot_activation_histograms(self, ax=ax, max_layers=max_layers).figure
 
 
 def activation_stats(

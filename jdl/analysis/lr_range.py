@@ -48,6 +48,7 @@ from jdl.train import TrainState, as_optimizer, train_step
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["LRFinder", "lr_find"]
 
@@ -108,15 +109,18 @@ class LRFinder:
 
     __repr__ = __str__
 
-    def plot(self, *, ax: Axes | None = None) -> Axes:
-        """Smoothed loss against learning rate (log x), with the suggestion marked.
+    def plot(self, *, ax: Axes | None = None) -> Figure:
+        """Raw, smoothed and trend loss against learning rate (log x), suggestion marked.
+
+        Args:
+          ax: draw into these axes (default: a new figure).
 
         Returns:
-          The matplotlib ``Axes``.
+          The matplotlib ``Figure`` (as every jdl ``plot()``; its axes: ``fig.axes``).
         """
         from jdl.analysis.plots import _plot_lr_find
 
-        return _plot_lr_find(self, ax=ax)
+        return _plot_lr_find(self, ax=ax).figure
 
 
 def lr_find(

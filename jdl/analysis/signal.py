@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["SignalPropagation", "channel_stats", "signal_propagation"]
 
@@ -84,15 +85,21 @@ class SignalPropagation:
 
     def plot(
         self, *, axes: Sequence[Axes] | None = None, label: str | None = None, log: bool = True
-    ) -> Sequence[Axes]:
+    ) -> Figure:
         """The three curves of Brock et al. side by side (log y-axis by default).
 
+        Args:
+          axes: three axes to draw into, e.g. ``fig.axes`` of an earlier plot, to compare
+            networks on one figure (default: a new figure).
+          label: the legend label of these curves.
+          log: log-scale y-axes.
+
         Returns:
-          The three matplotlib ``Axes``.
+          The matplotlib ``Figure`` (as every jdl ``plot()``; its three axes: ``fig.axes``).
         """
         from jdl.analysis.plots import _plot_signal_propagation
 
-        return _plot_signal_propagation(self, axes=axes, label=label, log=log)
+        return _plot_signal_propagation(self, axes=axes, label=label, log=log)[0].figure
 
 
 def channel_stats(h: jax.Array) -> tuple[jax.Array, jax.Array]:

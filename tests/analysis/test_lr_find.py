@@ -121,7 +121,8 @@ def test_lr_find_plot_and_callable_optimizer(iris):
         steps=30,
         batch_size=32,
     )
-    ax = res.plot()
+    fig = res.plot()
+    (ax,) = fig.axes
     assert ax.get_xscale() == "log" and ax.get_title()
     assert "suggestion" in str(res)
     labels = [line.get_label() for line in ax.get_lines()]

@@ -45,6 +45,8 @@ def test_cifar_resnet_blocks_and_plot():
     sp = analysis.signal_propagation(model, v, x)
     assert sp.names == ["layer1_0", "layer2_0", "layer3_0"]
     assert np.isfinite(sp.residual_variance[0]) and np.isnan(sp.residual_variance[1])
-    axes = sp.plot(label="CifarResNet-8")
+    fig = sp.plot(label="CifarResNet-8")
+    axes = fig.axes
     assert len(axes) == 3 and axes[1].get_yscale() == "log"
+    assert sp.plot(axes=axes, label="again") is fig  # overlaid on the same figure
     assert "variance" in str(sp)
