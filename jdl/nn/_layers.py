@@ -15,6 +15,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jdl.nn._checks import check_param_dim, rank_error, to_dtype
 from jdl.nn.init import get_initializer
@@ -28,6 +29,56 @@ def pad(p: int) -> tuple[tuple[int, int], tuple[int, int]]:
     return ((p, p), (p, p))
 
 
+#: How BatchNorm may update its running variance (the models' ``bn_running_var``).
+RUNNING_VAR = ("biased", "unbiased")
+
+
+class BatchNorm(nn.BatchNorm):
+    """Flax's ``BatchNorm`` with a choice of running-variance update.
+
+    Normalisation always uses the batch's biased variance (as Flax and PyTorch both do).
+    The running variance, which evaluation uses, is updated with the biased batch variance
+    under ``running_var="biased"`` (Flax's convention) or with the unbiased one,
+    ``n / (n - 1)`` times it, under ``"unbiased"`` (PyTorch's), where ``n`` counts the
+    values each channel's statistics are taken over (across ``axis_name`` too). Same
+    variables, same names, as ``flax.linen.BatchNorm``.
+    """
+
+    running_var: str = "biased"
+
+    @nn.compact
+    def __call__(
+        self, x: jax.Array, use_running_average: bool | None = None, *, mask: Any = None
+    ) -> jax.Array:
+        """Normalise ``x`` (see ``flax.linen.BatchNorm``)."""
+        if self.running_var not in RUNNING_VAR:
+            raise ValueError(
+                f"bn_running_var must be one of {RUNNING_VAR}; got {self.running_var!r}"
+            )
+        use_ra = nn.merge_param(
+            "use_running_average", self.use_running_average, use_running_average
+        )
+        y = super().__call__(x, use_running_average, mask=mask)
+        if self.running_var == "biased" or use_ra or self.is_initializing():
+            return y
+        if mask is not None:
+            raise NotImplementedError('bn_running_var="unbiased" does not support mask=.')
+        axes = tuple(i for i in range(x.ndim) if i != x.ndim - 1)
+        xf = jnp.asarray(x, jnp.float32)
+        mean, mean2 = jnp.mean(xf, axes), jnp.mean(jnp.square(xf), axes)
+        n = float(np.prod([x.shape[i] for i in axes]))
+        if self.axis_name is not None:
+            mean, mean2 = jax.lax.pmean((mean, mean2), self.axis_name)
+            n = n * jax.lax.psum(1, self.axis_name)
+        var = jnp.maximum(mean2 - jnp.square(mean), 0.0)
+        ra_var = self.get_variable("batch_stats", "var")
+        # Flax added (1 - m) * var; PyTorch adds (1 - m) * var * n / (n - 1).
+        self.put_variable(
+            "batch_stats", "var", ra_var + (1.0 - self.momentum) * var / jnp.maximum(n - 1, 1)
+        )
+        return y
+
+
 def batch_norm_def(
     *,
     momentum: float = 0.9,
@@ -35,18 +86,21 @@ def batch_norm_def(
     axis_name: str | None = None,
     dtype: Any = jnp.float32,
     param_dtype: Any = jnp.float32,
+    running_var: str = "biased",
 ) -> ModuleDef:
-    """``partial(nn.BatchNorm, ...)`` with jdl's settings; call it with ``use_running_average``.
+    """``partial(BatchNorm, ...)`` with jdl's settings; call it with ``use_running_average``.
 
-    The defaults are PyTorch's: momentum 0.9 (PyTorch's 0.1) and epsilon 1e-5.
+    The defaults are PyTorch's: momentum 0.9 (PyTorch's 0.1) and epsilon 1e-5; the running
+    variance is Flax's biased one unless ``running_var="unbiased"`` (see :class:`BatchNorm`).
     """
     return partial(
-        nn.BatchNorm,
+        BatchNorm,
         momentum=momentum,
         epsilon=epsilon,
         axis_name=axis_name,
         dtype=dtype,
         param_dtype=param_dtype,
+        running_var=running_var,
     )
 
 
@@ -58,6 +112,7 @@ def batch_norm_of(owner: Any) -> ModuleDef:
         axis_name=owner.bn_axis_name,
         dtype=owner.dtype,
         param_dtype=owner.param_dtype,
+        running_var=owner.bn_running_var,
     )
 
 

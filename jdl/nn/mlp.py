@@ -74,6 +74,9 @@ class MLP(nn.Module):
       param_dtype: dtype of the parameters.
       bn_momentum: BatchNorm running-average momentum (0.9 = PyTorch's 0.1).
       bn_epsilon: BatchNorm epsilon.
+      bn_running_var: how BatchNorm updates its running variance in training:
+        ``"biased"`` (the batch's biased variance, Flax's convention) or
+        ``"unbiased"`` (``n / (n - 1)`` times it, PyTorch's, for train-mode parity).
       bn_axis_name: mapped axis name over which BatchNorm averages statistics under
         ``pmap``/``shard_map`` (``None`` under plain ``jit``).
 
@@ -98,6 +101,7 @@ class MLP(nn.Module):
     param_dtype: Any = jnp.float32
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    bn_running_var: str = "biased"
     bn_axis_name: str | None = None
 
     #: Name of the output layer (what ``jdl.pretrained.replace_head`` swaps).

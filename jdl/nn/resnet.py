@@ -79,6 +79,9 @@ class ResNet(nn.Module):
       param_dtype: parameter dtype.
       bn_momentum: BatchNorm momentum (0.9 = PyTorch's 0.1).
       bn_epsilon: BatchNorm epsilon.
+      bn_running_var: how BatchNorm updates its running variance in training:
+        ``"biased"`` (the batch's biased variance, Flax's convention) or
+        ``"unbiased"`` (``n / (n - 1)`` times it, PyTorch's, for train-mode parity).
       bn_axis_name: mapped axis name for BatchNorm statistics under ``pmap``/``shard_map``.
       stride_in_1x1: ResNet v1 bottlenecks (stride on ``conv1``) instead of v1.5 (``conv2``);
         ``Bottleneck`` only.
@@ -103,6 +106,7 @@ class ResNet(nn.Module):
     param_dtype: Any = jnp.float32
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    bn_running_var: str = "biased"
     bn_axis_name: str | None = None
     stride_in_1x1: bool = False
 
