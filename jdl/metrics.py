@@ -32,6 +32,9 @@ __all__ = [
     "mean_absolute_error",
     "root_mean_squared_error",
     "confusion_matrix",
+    "precision",
+    "recall",
+    "f1",
     "get",
     "METRICS",
 ]
@@ -152,12 +155,191 @@ def confusion_matrix(logits: Array, labels: Array, *, where: Array | None = None
     return counts.reshape(num_classes, num_classes)
 
 
+AVERAGES = ("auto", "binary", "macro", "micro")
+"""How :func:`precision`, :func:`recall` and :func:`f1` combine the classes."""
+
+
+def _class_counts(
+    logits: Array, labels: Array, where: Array | None, threshold: float, average: str, name: str
+) -> tuple[Array, Array, Array, str]:
+    """Per-class true positives, false positives and false negatives (masked), and the
+    averaging resolved from ``"auto"``.
+
+    A single output (``(batch,)`` or ``(batch, 1)``) is a binary problem, ``logit >
+    threshold`` predicting class 1; wider outputs are classes (argmax), labels integer or
+    one-hot. Both become two or more classes of counts, so every average reads the same.
+    """
+    if average not in AVERAGES:
+        raise ValueError(f"{name}: average must be one of {list(AVERAGES)}; got {average!r}.")
+    logits = jnp.asarray(logits)
+    if logits.ndim == 1 or (logits.ndim == 2 and logits.shape[-1] == 1):
+        logits, labels = check_same_shape(name, logits, labels)
+        pred = (logits.reshape(-1) > threshold).astype(jnp.int32)
+        true = (labels.reshape(-1) > 0.5).astype(jnp.int32)
+        num_classes, average = 2, "binary" if average == "auto" else average
+    else:
+        true = _class_labels(logits, labels, name)
+        pred = jnp.argmax(logits, axis=-1)
+        num_classes, average = logits.shape[-1], "macro" if average == "auto" else average
+        if average == "binary" and num_classes != 2:
+            raise ValueError(
+                f"{name}: average='binary' needs one output or two classes; got "
+                f"{num_classes} classes. Use average='macro' or 'micro'."
+            )
+    weight = jnp.ones(true.shape, jnp.float32)
+    if where is not None:
+        where = jnp.asarray(where)
+        if where.shape != true.shape:
+            raise ValueError(
+                f"`where` must have one entry per example, shape {true.shape}; "
+                f"got shape {where.shape}."
+            )
+        weight = where.astype(jnp.float32)
+    pred_hot = jax.nn.one_hot(pred, num_classes) * weight[:, None]
+    true_hot = jax.nn.one_hot(true, num_classes) * weight[:, None]
+    tp = jnp.sum(pred_hot * true_hot, axis=0)
+    return tp, jnp.sum(pred_hot, axis=0) - tp, jnp.sum(true_hot, axis=0) - tp, average
+
+
+def _ratio(num: Array, den: Array) -> Array:
+    """``num / den``, 0 where ``den`` is 0 (scikit-learn's ``zero_division=0``)."""
+    return jnp.where(den > 0, num / jnp.maximum(den, 1e-30), 0.0)
+
+
+def _averaged(
+    score: Callable[[Array, Array, Array], Array], tp: Array, fp: Array, fn: Array, average: str
+) -> Array:
+    if average == "binary":
+        return score(tp[1], fp[1], fn[1])
+    if average == "micro":
+        return score(jnp.sum(tp), jnp.sum(fp), jnp.sum(fn))
+    # macro: the classes that occur among the (unmasked) labels or predictions, as
+    # scikit-learn averages over unique_labels(y_true, y_pred).
+    present = (tp + fp + fn) > 0
+    per_class = jnp.where(present, score(tp, fp, fn), 0.0)
+    return jnp.sum(per_class) / jnp.maximum(jnp.sum(present), 1)
+
+
+def _precision(tp: Array, fp: Array, fn: Array) -> Array:
+    return _ratio(tp, tp + fp)
+
+
+def _recall(tp: Array, fp: Array, fn: Array) -> Array:
+    return _ratio(tp, tp + fn)
+
+
+def _f1(tp: Array, fp: Array, fn: Array) -> Array:
+    return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+_SCORE_DOC = """{what}
+
+    Computed on the device from masked per-class counts, so it can be a metric of a jitted
+    step. Matches ``sklearn.metrics.{name}_score`` with ``zero_division=0`` (a class never
+    predicted has precision 0, one never present has recall 0).
+
+    Args:
+        logits: a single output ``(batch,)`` or ``(batch, 1)`` for a binary problem
+            (``logit > threshold`` predicts class 1), or class scores ``(batch, classes)``
+            (the argmax is the prediction).
+        labels: 0/1 targets for a binary problem; integer labels ``(batch,)`` or one-hot
+            targets ``(batch, classes)`` otherwise.
+        average: ``"binary"`` (the score of class 1; the default for a single output),
+            ``"macro"`` (the unweighted mean over the classes that occur among the labels
+            or predictions, as scikit-learn does; the default for class scores) or
+            ``"micro"`` (from counts pooled over the classes: equal to accuracy for
+            single-label problems).
+        threshold: the decision threshold on a binary logit (0 is probability 0.5).
+        where: optional boolean mask ``(batch,)``; masked-out examples are ignored.
+
+    Returns:
+        A scalar in ``[0, 1]``.
+
+    Raises:
+        ValueError: for an unknown ``average``, ``"binary"`` with more than two classes,
+            or labels (or a mask) that do not fit the logits.
+
+    Note:
+        {name_cap} is not a mean over examples. :func:`jdl.fit` and :func:`jdl.evaluate`
+        average every metric over batches (weighted by their size), which for this one
+        is close to, but not exactly, the number on the whole set; for the exact value
+        evaluate in one batch (``eval_batch_size`` / ``batch_size`` at least the set's
+        size) or compute it from the predictions.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jdl import metrics
+        >>> logits = jnp.array([2.0, -1.0, 0.5, -0.3])       # predicts 1, 0, 1, 0
+        >>> float(metrics.{name}(logits, jnp.array([1, 0, 0, 1])))
+        {example}
+    """
+
+
+def precision(
+    logits: Array,
+    labels: Array,
+    *,
+    average: str = "auto",
+    threshold: float = 0.0,
+    where: Array | None = None,
+) -> Array:
+    tp, fp, fn, average = _class_counts(logits, labels, where, threshold, average, "precision")
+    return _averaged(_precision, tp, fp, fn, average)
+
+
+def recall(
+    logits: Array,
+    labels: Array,
+    *,
+    average: str = "auto",
+    threshold: float = 0.0,
+    where: Array | None = None,
+) -> Array:
+    tp, fp, fn, average = _class_counts(logits, labels, where, threshold, average, "recall")
+    return _averaged(_recall, tp, fp, fn, average)
+
+
+def f1(
+    logits: Array,
+    labels: Array,
+    *,
+    average: str = "auto",
+    threshold: float = 0.0,
+    where: Array | None = None,
+) -> Array:
+    tp, fp, fn, average = _class_counts(logits, labels, where, threshold, average, "f1")
+    return _averaged(_f1, tp, fp, fn, average)
+
+
+precision.__doc__ = _SCORE_DOC.format(
+    what="Of the examples predicted positive (per class), the fraction that are.",
+    name="precision",
+    name_cap="Precision",
+    example="0.5",
+)
+recall.__doc__ = _SCORE_DOC.format(
+    what="Of the positive examples (per class), the fraction predicted positive.",
+    name="recall",
+    name_cap="Recall",
+    example="0.5",
+)
+f1.__doc__ = _SCORE_DOC.format(
+    what="The F1 score: the harmonic mean of precision and recall (per class).",
+    name="f1",
+    name_cap="F1",
+    example="0.5",
+)
+
+
 METRICS: dict[str, Callable[..., Array]] = {
     "accuracy": accuracy,
     "top_k_accuracy": top_k_accuracy,
     "binary_accuracy": binary_accuracy,
     "mae": mean_absolute_error,
     "rmse": root_mean_squared_error,
+    "precision": precision,
+    "recall": recall,
+    "f1": f1,
 }
 """The scalar metrics that can be named by string."""
 

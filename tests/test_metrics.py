@@ -59,3 +59,84 @@ def test_bad_label_shape_and_unknown_name():
     with pytest.raises(ValueError, match="accuracy"):
         metrics.get("acc")
     assert metrics.get("accuracy") is metrics.accuracy
+
+
+# -- precision / recall / F1 against scikit-learn ------------------------------------------
+SCORES = ("precision", "recall", "f1")
+
+
+def _sklearn(name, y_true, y_pred, **kw):
+    import sklearn.metrics as skm
+
+    fn = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[name]
+    return fn(y_true, y_pred, zero_division=0, **kw)
+
+
+@pytest.mark.parametrize("name", SCORES)
+def test_binary_scores_match_sklearn_with_and_without_mask(name):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=64).astype(np.float32)
+    labels = (rng.normal(size=64) + 0.5 * logits > 0).astype(np.float32)
+    where = rng.random(64) < 0.7
+    fn = metrics.get(name)
+    pred = (logits > 0).astype(int)
+    assert float(fn(logits, labels)) == pytest.approx(_sklearn(name, labels, pred), abs=1e-6)
+    assert float(fn(logits[:, None], labels)) == pytest.approx(_sklearn(name, labels, pred))
+    got = float(jax.jit(fn)(logits, labels, where=where))
+    want = _sklearn(name, labels[where], pred[where])
+    assert got == pytest.approx(want, abs=1e-6)
+    assert got != pytest.approx(float(fn(logits, labels)), abs=1e-4)  # the mask matters
+    # threshold moves the decision: logit > 1 is class 1
+    got = float(fn(logits, labels, threshold=1.0))
+    assert got == pytest.approx(_sklearn(name, labels, (logits > 1).astype(int)), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", SCORES)
+@pytest.mark.parametrize("average", ["macro", "micro"])
+def test_multiclass_scores_match_sklearn_with_and_without_mask(name, average):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 5, size=80)
+    logits = rng.normal(size=(80, 5)).astype(np.float32)
+    logits[np.arange(80), labels] += rng.random(80) * 2  # better than chance, not perfect
+    where = rng.random(80) < 0.6
+    pred = logits.argmax(-1)
+    fn = metrics.get(name)
+    got = float(fn(logits, labels, average=average))
+    assert got == pytest.approx(_sklearn(name, labels, pred, average=average), abs=1e-6)
+    one_hot = jax.nn.one_hot(labels, 5)
+    assert float(fn(logits, one_hot, average=average)) == pytest.approx(got, abs=1e-6)
+    got = float(jax.jit(lambda a, b, w: fn(a, b, average=average, where=w))(logits, labels, where))
+    want = _sklearn(name, labels[where], pred[where], average=average)
+    assert got == pytest.approx(want, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", SCORES)
+def test_macro_average_skips_classes_absent_from_labels_and_predictions(name):
+    # class 3 of 4 never occurs and is never predicted; class 2 is predicted but absent
+    labels = np.array([0, 0, 1, 1, 1, 0])
+    logits = np.eye(4, dtype=np.float32)[[0, 1, 1, 2, 1, 0]]
+    pred = logits.argmax(-1)
+    got = float(metrics.get(name)(logits, labels))
+    assert got == pytest.approx(_sklearn(name, labels, pred, average="macro"), abs=1e-6)
+
+
+def test_scores_defaults_errors_and_names():
+    logits = jnp.array([2.0, -1.0, 0.5, -0.3])
+    labels = jnp.array([1, 0, 0, 1])
+    assert float(metrics.precision(logits, labels)) == pytest.approx(0.5)
+    # a class never predicted: precision 0 (zero_division=0), not NaN
+    assert float(metrics.precision(-jnp.ones(4), labels)) == 0.0
+    assert float(metrics.f1(-jnp.ones(4), labels)) == 0.0
+    with pytest.raises(ValueError, match="average must be one of"):
+        metrics.f1(logits, labels, average="weighted")
+    with pytest.raises(ValueError, match="average='binary' needs one output or two classes"):
+        metrics.f1(LOGITS, LABELS, average="binary")
+    with pytest.raises(ValueError, match="one entry per example"):
+        metrics.recall(LOGITS, LABELS, where=jnp.ones(3, bool))
+    # two-class logits with average="binary" score class 1, as a single output does
+    two = jnp.stack([jnp.zeros(4), logits], axis=-1)
+    assert float(metrics.f1(two, labels, average="binary")) == pytest.approx(
+        float(metrics.f1(logits, labels))
+    )
+    for name in SCORES:
+        assert metrics.get(name) is getattr(metrics, name)

@@ -12,91 +12,31 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
 
-from jdl.train.checkpoint import latest_step, save_state
-from jdl.train.history import History, metric_mode
+from jdl.train.callback_base import Callback, Run
+from jdl.train.checkpoint import latest_step, restore_state, save_state
+from jdl.train.ema import EMA
+from jdl.train.history import metric_mode
 from jdl.train.optim import learning_rate
+from jdl.train.plateau import ReduceLROnPlateau
 from jdl.train.state import TrainState
 
 __all__ = [
+    "EMA",
+    "BestCheckpoint",
     "Callback",
     "Checkpoint",
     "EarlyStopping",
     "LearningRateLogger",
+    "ReduceLROnPlateau",
     "Run",
     "TerminateOnNaN",
 ]
-
-
-@dataclass
-class Run:
-    """The state of a running :func:`jdl.fit`, as seen by callbacks.
-
-    Attributes:
-        history: the :class:`History` being filled.
-        epoch: the current (1-based) epoch.
-        step: the global step count after the last step taken.
-        total_steps: the number of steps the run will take if not stopped.
-        steps_per_epoch: optimiser steps per epoch.
-        stop_training: set to ``True`` to stop after the current step.
-        stop_reason: a message saying why training stopped.
-        get_state: returns the current state as a plain :class:`TrainState`.
-        set_state: replaces the current state (e.g. to restore the best weights).
-    """
-
-    history: History
-    epoch: int
-    step: int
-    total_steps: int
-    steps_per_epoch: int
-    get_state: Callable[[], TrainState]
-    set_state: Callable[[TrainState], None]
-    stop_training: bool = False
-    stop_reason: str | None = None
-
-    @property
-    def state(self) -> TrainState:
-        """The current plain :class:`TrainState`."""
-        return self.get_state()
-
-    def stop(self, reason: str) -> None:
-        """Ask the loop to stop after the current step, recording why."""
-        self.stop_training = True
-        self.stop_reason = reason
-
-
-class Callback:
-    """Base class: override the hooks you need; each does nothing by default."""
-
-    def on_train_begin(self, run: Run) -> None:
-        """Called once before the first step (after resuming, if resuming)."""
-
-    def on_metrics(self, run: Run, first_step: int, metrics: dict[str, np.ndarray]) -> None:
-        """Called when per-step training metrics are fetched from the device.
-
-        Args:
-            run: the run.
-            first_step: the global step number (1-based) of ``metrics[...][0]``.
-            metrics: per-step values, one array entry per step since the last fetch.
-        """
-
-    def on_epoch_end(self, run: Run, logs: dict[str, float]) -> None:
-        """Called after each epoch (and its validation) with the epoch's numbers.
-
-        Callbacks may add entries to ``logs`` (they are recorded in the history).
-        """
-
-    def on_epoch_recorded(self, run: Run) -> None:
-        """Called after the epoch's row (with every callback's additions) is in the history."""
-
-    def on_train_end(self, run: Run) -> None:
-        """Called once after the last step."""
 
 
 class TerminateOnNaN(Callback):
@@ -247,3 +187,109 @@ class Checkpoint(Callback):
     def on_train_end(self, run: Run) -> None:
         if latest_step(self.directory) != run.step:
             self.save(run)
+
+
+class BestCheckpoint(Callback):
+    """Keep one checkpoint: the state of the best epoch so far by a monitored metric.
+
+    Keras' ``ModelCheckpoint(save_best_only=True)``. After each epoch whose ``monitor``
+    improved on the best so far (by more than ``min_delta``), the state is saved with
+    Orbax into ``directory``, replacing the previous best; its metadata records the
+    epoch, the value and the history up to it. :meth:`restore` reads it back.
+
+    It is a callback of its own, not an option of :class:`Checkpoint`, because the two
+    answer different questions: ``fit(..., resume=True)`` continues from the *latest*
+    state, which :class:`Checkpoint` keeps, while this keeps the *best*, which a resumed
+    run must never restart from. Use both, with different directories, to be able to
+    resume and keep the best (``BestCheckpoint`` ignores ``resume``; on a resumed run it
+    takes the best value so far from the restored history, so an earlier, better epoch is
+    not overwritten). A fresh run replaces whatever ``directory`` held at its first epoch.
+
+    Args:
+        directory: where the best checkpoint goes (created if needed); not the directory
+            of a :class:`Checkpoint`.
+        monitor: the epoch metric to watch (e.g. ``"val_loss"``, ``"val_accuracy"``).
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (:func:`jdl.train.metric_mode`).
+        min_delta: the smallest change that counts as an improvement.
+
+    Attributes:
+        best: the best value so far (``±inf`` before the first epoch).
+        best_epoch: the epoch it was reached in (``None`` before).
+
+    Raises:
+        KeyError: at the end of an epoch whose logs lack ``monitor`` (naming those there).
+
+    Example::
+
+        best = BestCheckpoint("runs/best", monitor="val_accuracy")
+        history = jdl.fit(..., validation=test, callbacks=[Checkpoint("runs/latest"), best])
+        state, meta = best.restore(history.state)   # meta["epoch"], meta["value"]
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        min_delta: float = 0.0,
+    ):
+        self.directory = Path(directory)
+        self.monitor = monitor
+        self.mode = metric_mode(monitor, mode)
+        self.min_delta = abs(min_delta)
+        self.best = -math.inf if self.mode == "max" else math.inf
+        self.best_epoch: int | None = None
+
+    def on_train_begin(self, run: Run) -> None:
+        self.best = -math.inf if self.mode == "max" else math.inf
+        self.best_epoch = None
+        if any(not math.isnan(v) for v in run.history.metrics.get(self.monitor, ())):
+            self.best_epoch, self.best = run.history.best(self.monitor, self.mode)
+
+    def on_epoch_recorded(self, run: Run) -> None:
+        values = run.history.metrics.get(self.monitor)
+        if values is None:
+            raise KeyError(
+                f"BestCheckpoint monitors {self.monitor!r}, but the epoch logs hold "
+                f"{sorted(run.history.metrics)}; pass validation data for 'val_*' metrics."
+            )
+        value = values[-1]
+        better = (
+            value > self.best + self.min_delta
+            if self.mode == "max"
+            else value < self.best - self.min_delta
+        )
+        if better:
+            self.best, self.best_epoch = value, run.epoch
+            save_state(
+                self.directory,
+                run.state,
+                metadata={
+                    "epoch": run.epoch,
+                    "monitor": self.monitor,
+                    "value": value,
+                    "history": run.history.to_dict(),
+                },
+                max_to_keep=1,
+            )
+
+    def restore(self, like: TrainState) -> tuple[TrainState, dict[str, Any]]:
+        """The best state saved, in the structure of ``like``, and its metadata.
+
+        Args:
+            like: a state of the same model and optimiser (e.g. ``history.state``).
+
+        Returns:
+            ``(state, metadata)``; ``metadata`` holds ``"epoch"``, ``"monitor"``,
+            ``"value"`` and ``"history"`` (a :meth:`jdl.train.History.to_dict`).
+
+        Raises:
+            FileNotFoundError: if no best checkpoint has been saved in ``directory``.
+            jdl.train.CheckpointMismatchError: if it does not fit ``like``.
+        """
+        restored = restore_state(self.directory, like)
+        if restored is None:
+            raise FileNotFoundError(
+                f"No best checkpoint in {self.directory}: train with this callback first."
+            )
+        return restored

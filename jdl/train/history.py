@@ -20,14 +20,17 @@ if TYPE_CHECKING:
 
 __all__ = ["History", "metric_mode"]
 
+_HIGHER_IS_BETTER = ("acc", "precision", "recall", "f1")
+
 
 def metric_mode(metric: str, mode: str = "auto") -> str:
     """Whether a metric is better higher (``"max"``) or lower (``"min"``).
 
     The one rule behind ``mode="auto"`` in :meth:`History.best`,
     :class:`~jdl.train.callbacks.EarlyStopping` and :meth:`jdl.train.SweepResult.best`:
-    metrics whose name contains ``"acc"`` (``accuracy``, ``val_binary_accuracy``, ...)
-    are maximised, all others (losses, errors) minimised.
+    metrics whose name contains ``"acc"`` (``accuracy``, ``val_binary_accuracy``, ...),
+    ``"precision"``, ``"recall"`` or ``"f1"`` are maximised, all others (losses, errors)
+    minimised.
 
     Args:
         metric: the metric's name, e.g. ``"val_accuracy"``.
@@ -42,11 +45,13 @@ def metric_mode(metric: str, mode: str = "auto") -> str:
     Example:
         >>> metric_mode("val_accuracy"), metric_mode("val_loss"), metric_mode("loss", "max")
         ('max', 'min', 'max')
+        >>> metric_mode("val_f1"), metric_mode("val_recall")
+        ('max', 'max')
     """
     if mode not in ("auto", "min", "max"):
         raise ValueError(f'mode must be "max", "min" or "auto"; got {mode!r}.')
     if mode == "auto":
-        return "max" if "acc" in metric else "min"
+        return "max" if any(s in metric for s in _HIGHER_IS_BETTER) else "min"
     return mode
 
 
@@ -92,7 +97,7 @@ class History:
         self.steps.append(int(step))
 
     def best(self, metric: str, mode: str = "auto") -> tuple[int, float]:
-        """``(epoch, value)`` of the best epoch for ``metric``.
+        """``(epoch, value)`` of the best epoch for ``metric`` (the first, on a tie).
 
         Args:
             metric: a key of :attr:`metrics`.
@@ -112,7 +117,9 @@ class History:
         finite = [(v, i) for i, v in enumerate(values) if not math.isnan(v)]
         if not finite:
             raise ValueError(f"Metric {metric!r} has no finite value.")
-        value, index = max(finite) if mode == "max" else min(finite)
+        # The first epoch to reach the best value (as EarlyStopping/BestCheckpoint count it).
+        pick = max if mode == "max" else min
+        value, index = pick(finite, key=lambda pair: pair[0])
         return self.epochs[index], value
 
     # -- serialisation -----------------------------------------------------------------
