@@ -161,8 +161,10 @@ def create_state(
     Args:
         model: a ``flax.linen`` module whose ``__call__`` takes ``(x, *, train)``.
         optimizer: any ``optax.GradientTransformation``.
-        sample_batch: a batch (dict with ``"x"``) or an input array; only its shape and
-            dtype matter. One example is enough.
+        sample_batch: a batch (dict with ``"x"``) or an input array, with its leading
+            batch axis; only its shape and dtype matter. A batch of one example is
+            enough (``x[:1]``), but not a single example without the batch axis
+            (``source[0]``): the model rejects that shape.
         seed: an integer seed or a PRNG key. The same seed gives bitwise-identical
             parameters and dropout masks.
 
