@@ -5,8 +5,13 @@ over them.
 """
 
 from jdl.train import callbacks
-from jdl.train.callbacks import Checkpoint
+
+# EMA and ReduceLROnPlateau are also reachable here, documented once, in jdl.train.callbacks.
+from jdl.train.callbacks import EMA as EMA
+from jdl.train.callbacks import BestCheckpoint, Checkpoint
+from jdl.train.callbacks import ReduceLROnPlateau as ReduceLROnPlateau
 from jdl.train.checkpoint import CheckpointMismatchError, latest_step, restore_state, save_state
+from jdl.train.ema import averaged_params, ema_params
 from jdl.train.history import History, metric_mode
 from jdl.train.loop import evaluate, fit
 from jdl.train.optim import (
@@ -18,13 +23,25 @@ from jdl.train.optim import (
     optimizer,
 )
 from jdl.train.parallel import STRATEGIES, ParallelStep, data_mesh, default_strategy, parallelize
+from jdl.train.results import SweepResult
 from jdl.train.runner import default_metrics
-from jdl.train.state import TrainState, create_state, model_input, state_from_variables
+from jdl.train.search import search
+from jdl.train.state import (
+    MODEL_INPUTS,
+    TrainState,
+    create_state,
+    model_input,
+    model_kwargs,
+    state_from_variables,
+)
 from jdl.train.step import MASK_KEY, bind_axis_name, eval_step, train_step
-from jdl.train.sweeps import SweepResult, sweep
+from jdl.train.sweeps import sweep
 
 __all__ = [
+    "BestCheckpoint",
     "Checkpoint",
+    "averaged_params",
+    "ema_params",
     "CheckpointMismatchError",
     "History",
     "callbacks",
@@ -50,10 +67,13 @@ __all__ = [
     "learning_rate",
     "make_schedule",
     "metric_mode",
+    "MODEL_INPUTS",
     "model_input",
+    "model_kwargs",
     "optimizer",
     "parallelize",
     "state_from_variables",
+    "search",
     "sweep",
     "train_step",
 ]
