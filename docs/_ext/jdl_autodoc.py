@@ -127,7 +127,7 @@ class SubmodulesDirective(SphinxDirective):
         return node.children
 
 
-def viewcode_follow_imported(app, modname, fullname):
+def viewcode_follow_imported(app, modname, attribute):
     """Give the top-level aliases (``jdl.fit``) no source link of their own.
 
     viewcode keys its back-links by a source file's first referrer: if ``jdl.fit`` (on the
@@ -137,7 +137,30 @@ def viewcode_follow_imported(app, modname, fullname):
     """
     if modname == "jdl":
         return "jdl"
-    return None
+    return _partial_reexport(modname, attribute)
+
+
+def _partial_reexport(modname, attribute):
+    """``modname`` itself when it re-exports only part of the module defining ``attribute``.
+
+    viewcode gives a source file one anchor prefix, its first referrer's: if ``jdl.train``
+    (which re-exports ``Checkpoint`` from ``jdl.train.callbacks``) claimed
+    ``callbacks.py``, its back-links would point at ``#jdl.train.EarlyStopping``, which is
+    documented as ``jdl.train.callbacks.EarlyStopping``. A package claims a module's source
+    only when it re-exports every public name of it.
+    """
+    try:
+        obj = importlib.import_module(modname)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+        home = getattr(obj, "__module__", None)
+        if not home or home == modname or not home.startswith("jdl."):
+            return None
+        public = set(getattr(importlib.import_module(home), "__all__", ()))
+        exported = set(getattr(importlib.import_module(modname), "__all__", ()))
+    except Exception:  # viewcode's own lookup decides
+        return None
+    return modname if not public <= exported else None
 
 
 def setup(app):
