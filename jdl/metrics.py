@@ -20,7 +20,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jdl._core.reduce import check_same_shape, masked_mean, per_example_mean
+from jdl._core.reduce import check_same_shape, mask_weights, masked_mean, per_example_mean
 from jdl.losses import mae, mse
 
 Array = jax.Array
@@ -186,15 +186,7 @@ def _class_counts(
                 f"{name}: average='binary' needs one output or two classes; got "
                 f"{num_classes} classes. Use average='macro' or 'micro'."
             )
-    weight = jnp.ones(true.shape, jnp.float32)
-    if where is not None:
-        where = jnp.asarray(where)
-        if where.shape != true.shape:
-            raise ValueError(
-                f"`where` must have one entry per example, shape {true.shape}; "
-                f"got shape {where.shape}."
-            )
-        weight = where.astype(jnp.float32)
+    weight = mask_weights(where, true.shape, jnp.float32)
     pred_hot = jax.nn.one_hot(pred, num_classes) * weight[:, None]
     true_hot = jax.nn.one_hot(true, num_classes) * weight[:, None]
     tp = jnp.sum(pred_hot * true_hot, axis=0)

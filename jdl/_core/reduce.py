@@ -7,6 +7,8 @@ evaluation batches count every real example exactly once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -25,14 +27,24 @@ def masked_mean(per_example: Array, where: Array | None) -> Array:
     """
     if where is None:
         return jnp.mean(per_example)
-    where = jnp.asarray(where)
-    if where.shape != per_example.shape:
-        raise ValueError(
-            f"`where` must have one entry per example, shape {per_example.shape}; "
-            f"got shape {where.shape}."
-        )
-    weights = where.astype(per_example.dtype)
+    weights = mask_weights(where, per_example.shape, per_example.dtype)
     return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1)
+
+
+def mask_weights(where: Array | None, shape: tuple[int, ...], dtype: Any) -> Array:
+    """A boolean mask ``where`` as 0/1 weights of ``dtype`` (all ones for ``None``).
+
+    Raises:
+      ValueError: if ``where`` does not have ``shape``, one entry per example.
+    """
+    if where is None:
+        return jnp.ones(shape, dtype)
+    where = jnp.asarray(where)
+    if where.shape != shape:
+        raise ValueError(
+            f"`where` must have one entry per example, shape {shape}; got shape {where.shape}."
+        )
+    return where.astype(dtype)
 
 
 def per_example_mean(x: Array) -> Array:
