@@ -4,7 +4,8 @@ Read other frameworks' weights into jdl models (returning Flax variables, ``para
 ``batch_stats``), save and load jdl's own format, download known checkpoints with checksum
 verification, and repurpose a trained network: replace its head, freeze its backbone.
 
-- :func:`from_torchvision` / :func:`from_timm`: ResNet-18 ... 152 state dicts
+- :func:`from_torchvision` / :func:`from_timm`: ResNet-18 ... 152 and (torchvision)
+  VGG-11 ... 19 with or without BatchNorm state dicts, the architecture read from the names
   (``.safetensors`` without torch; ``.pth`` via ``torch.load(weights_only=True)``).
 - :func:`from_keras`: Keras ``VGG16`` / ``VGG19`` and ``ResNet50`` (also 101 / 152)
   ``.h5`` / ``.weights.h5`` files.
@@ -17,7 +18,9 @@ verification, and repurpose a trained network: replace its head, freeze its back
 
 Loading is strict by default: every missing, unexpected or shape-mismatched weight is
 listed in one :class:`WeightMismatchError`; ``strict=False`` loads what fits and returns a
-:class:`LoadReport`. No loader ever executes code from a file.
+:class:`LoadReport` (torchvision weights: only a different head or extra bookkeeping
+entries; weights of another architecture are refused). No loader ever executes code from
+a file.
 
 Example:
   >>> import jax, jax.numpy as jnp, optax
@@ -54,6 +57,7 @@ from jdl.pretrained.torch import (
     resnet_from_state_dict,
     torch_resnet_to_jdl,
 )
+from jdl.pretrained.torch_vgg import jdl_vgg_to_torch, torch_vgg_to_jdl, vgg_from_state_dict
 
 __all__ = [
     "ChecksumError",
@@ -75,6 +79,7 @@ __all__ = [
     "hub",
     "is_trainable",
     "jdl_resnet_to_torch",
+    "jdl_vgg_to_torch",
     "load",
     "load_jdl",
     "preprocess",
@@ -85,6 +90,8 @@ __all__ = [
     "resnet_from_state_dict",
     "save",
     "torch_resnet_to_jdl",
+    "torch_vgg_to_jdl",
     "trainable_mask",
     "unflatten",
+    "vgg_from_state_dict",
 ]

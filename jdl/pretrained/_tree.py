@@ -9,7 +9,7 @@ model expects and builds the variables, reporting what it did in a :class:`LoadR
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -66,6 +66,7 @@ def merge_into(
     seed: int = 0,
     unexpected: list[str] | None = None,
     source: str = "the weights",
+    refuse: Callable[..., tuple[str, str] | None] | None = None,
 ) -> tuple[dict[str, Any], LoadReport]:
     """Check converted weights against a model and build its variables.
 
@@ -79,6 +80,11 @@ def merge_into(
       seed: seed of the fresh initial values used for variables not loaded (non-strict).
       unexpected: source names the reader could not map at all (reported as unexpected).
       source: how to call the weights in messages.
+      refuse: called as ``refuse(missing, unexpected, mismatched)`` when the weights do not
+        fit exactly; it returns ``(summary, hint)`` when the differences show another
+        architecture, and the load is then refused even with ``strict=False``
+        (:class:`WeightMismatchError` with that summary and hint), or ``None`` to let a
+        non-strict load go ahead.
 
     Returns:
       ``(variables, report)``: nested dicts of arrays (``params``, ``batch_stats``, ...),
@@ -89,8 +95,13 @@ def merge_into(
         {k: v.shape for k, v in wanted.items()}, {k: np.shape(v) for k, v in flat.items()}
     )
     extra = sorted(list(unexpected or ()) + extra)
-    if strict and (missing or extra or mismatched):
-        raise WeightMismatchError(missing, extra, mismatched, source=source)
+    problems = bool(missing or extra or mismatched)
+    why = refuse(missing, extra, mismatched) if refuse is not None and problems else None
+    if problems and (strict or why):
+        summary, hint = why or ("", "")
+        raise WeightMismatchError(
+            missing, extra, mismatched, source=source, summary=summary, hint=hint
+        )
     loaded = sorted(k for k in wanted if k in flat and k not in {m[0] for m in mismatched})
     values: dict[str, Any] = {}
     needed = [k for k in wanted if k not in set(loaded)]

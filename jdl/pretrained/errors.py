@@ -32,6 +32,9 @@ class WeightMismatchError(ValueError):
       unexpected: source names that map to no variable of the model.
       mismatched: ``(name, expected_shape, found_shape)`` for each variable present on both
         sides with different shapes.
+
+    ``summary`` (e.g. that the weights are of another architecture) goes on the first line
+    of the message, ``hint`` replaces the closing "Fix: ..." line.
     """
 
     def __init__(
@@ -41,13 +44,18 @@ class WeightMismatchError(ValueError):
         mismatched: Sequence[tuple[str, tuple[int, ...], tuple[int, ...]]] = (),
         *,
         source: str = "the weights",
+        summary: str = "",
         hint: str = "",
         limit: int = 20,
     ) -> None:
         self.missing = list(missing)
         self.unexpected = list(unexpected)
         self.mismatched = list(mismatched)
-        lines = [f"{source} do not match the model:"]
+        lines = [
+            f"{source} do not match the model: {summary}"
+            if summary
+            else f"{source} do not match the model:"
+        ]
         lines += _lines("missing (in the model, not in the weights)", self.missing, limit)
         lines += _lines("unexpected (in the weights, not in the model)", self.unexpected, limit)
         lines += _lines(

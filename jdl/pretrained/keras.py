@@ -64,28 +64,96 @@ re-exports their public names.
 
 Keras' ``preprocess_input`` for all these models is the "caffe" mode (BGR, ImageNet mean
 subtracted, no scaling; :data:`jdl.pretrained.preprocess.KERAS_CAFFE`). Keras' ``ResNet50V2``
-(pre-activation) has no jdl counterpart and is refused.
+(pre-activation) has no jdl counterpart and is refused; so are the other Keras applications
+(MobileNet, MobileNetV2/V3, EfficientNet, DenseNet, Xception, Inception, NASNet, ConvNeXt),
+recognised by their layer names, and files of named layers that are neither VGG's nor
+ResNet's: each error names the architecture found and the supported ones.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 from jdl.nn.resnet import Bottleneck, ResNet
 from jdl.nn.vgg import VGG
 from jdl.pretrained._keras_h5 import read_keras_weights
 from jdl.pretrained._result import Pretrained
 from jdl.pretrained._tree import merge_into
+from jdl.pretrained.errors import WeightFileError
 from jdl.pretrained.keras_resnet import (
+    _is_named_resnet,
     _keras_resnet_to_jdl,
     _resnet_from_keras_weights,
     is_keras_resnet,
     refuse_resnet_v2,
 )
-from jdl.pretrained.keras_vgg import _keras_vgg_to_jdl, _vgg_from_keras_weights
+from jdl.pretrained.keras_vgg import _is_named, _keras_vgg_to_jdl, _vgg_from_keras_weights
 
 __all__ = ["from_keras"]
+
+_SUPPORTED = "Keras applications VGG16, VGG19, ResNet50, ResNet101 and ResNet152"
+#: Other Keras applications, recognised by their layer names (``re.fullmatch``).
+_OTHER_ARCHITECTURES = (
+    ("Xception", r"block\d+_sepconv\d+(_bn|_act)?"),
+    (
+        "MobileNetV2",
+        r"bn_Conv1|expanded_conv_(depthwise|project)(_BN)?|block_\d+_(expand|depthwise|project)(_BN)?",
+    ),
+    ("MobileNetV3", r"expanded_conv(_\d+)?/\w+"),
+    ("MobileNet", r"conv_(dw|pw)_\d+(_bn)?|conv_preds"),
+    (
+        "EfficientNet",
+        r"stem_conv|top_conv|block\d+[a-z]_(dwconv\d?|expand_conv|project_conv|se_\w+)",
+    ),
+    ("DenseNet", r"conv1/conv|conv1/bn|pool\d+_conv|pool\d+_bn"),
+    ("InceptionResNetV2", r"block(35|17|8)_\d+(_conv)?|conv_7b(_bn)?"),
+    ("InceptionV3", r"mixed\d+"),
+    ("NASNet", r"stem_conv1|(normal|reduction)_\w+"),
+    ("ConvNeXt", r"convnext_\w+"),
+)
+#: How Keras 3 names layers that have no name of their own (by type and position).
+_BY_TYPE = re.compile(r"(conv2d|dense|batch_normalization)(_\d+)?")
+
+
+def _refuse_other_architectures(layers: Mapping[str, list[tuple[str, Any]]], path: Any) -> None:
+    """Raise :class:`WeightFileError` naming the architecture of a file jdl cannot map."""
+    for arch, pattern in _OTHER_ARCHITECTURES:
+        found = [k for k in layers if re.fullmatch(pattern, k)]
+        if found:
+            raise WeightFileError(
+                f"{str(path)!r} holds Keras {arch} weights (layers {', '.join(found[:3])}, ...), "
+                f"an architecture jdl does not implement. Supported: {_SUPPORTED}"
+            )
+    depthwise = [
+        k
+        for k, weights in layers.items()
+        if re.fullmatch(r"(depthwise|separable)_conv2d(_\d+)?", k)
+        or any(n.startswith(("depthwise_kernel", "pointwise_kernel")) for n, _ in weights)
+    ]
+    if depthwise:
+        raise WeightFileError(
+            f"{str(path)!r} holds weights of a network with depthwise convolutions (layers "
+            f"{', '.join(depthwise[:3])}, ...; MobileNet/EfficientNet-style), which jdl does "
+            f"not implement. Supported: {_SUPPORTED}"
+        )
+
+
+def _check_named(layers: Mapping[str, list[tuple[str, Any]]], path: Any) -> None:
+    """Named layers must be VGG's or ResNet's; only Keras 3 type names map by position."""
+    weighted = [k for k, w in layers.items() if w]
+    if _is_named(layers) or _is_named_resnet(layers) or all(map(_BY_TYPE.fullmatch, weighted)):
+        return
+    raise WeightFileError(
+        f"{str(path)!r} holds Keras weights of no supported architecture: its layers "
+        f"({', '.join(weighted[:4])}, ...) are named neither as Keras' VGG16/VGG19 "
+        f"(block1_conv1, ..., fc1, predictions) nor as its ResNets (conv1_conv, "
+        f"conv2_block1_1_conv, ...). Supported: {_SUPPORTED}; pass model= to load a file of "
+        "your own into one of them"
+    )
 
 
 def from_keras(
@@ -124,7 +192,7 @@ def from_keras(
     Raises:
       FileNotFoundError: no such file.
       WeightFileError: an unreadable file, or one of no supported Keras model (e.g.
-        ``ResNet50V2``).
+        ``ResNet50V2``, ``MobileNetV2``; the message names it).
       WeightMismatchError: weights that do not fit the model (``strict=True``).
 
     Example:
@@ -134,6 +202,9 @@ def from_keras(
     """
     layers = read_keras_weights(path)
     refuse_resnet_v2(layers)
+    _refuse_other_architectures(layers, path)
+    if model is None:
+        _check_named(layers, path)
     is_resnet = isinstance(model, ResNet) if model is not None else is_keras_resnet(layers)
     if is_resnet:
         if model is None:

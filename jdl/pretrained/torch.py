@@ -1,4 +1,12 @@
-"""torchvision / timm ResNet state dicts -> jdl :class:`~jdl.nn.ResNet` variables.
+"""torchvision / timm ResNet and torchvision VGG state dicts -> jdl variables.
+
+:func:`from_torchvision` is the entry point: it recognises the architecture from the
+state dict's names and shapes -- ResNet (block type, blocks per stage, stem width) or VGG
+(configuration, BatchNorm or not; mapped by :mod:`jdl.pretrained.torch_vgg`) -- builds the
+jdl model and loads it. Supported: torchvision/timm ResNet-18, 34, 50, 101, 152 and
+torchvision VGG-11, 13, 16, 19 with or without BatchNorm. Other architectures are refused
+by name: ResNeXt (grouped 3x3 convs), Wide ResNet (widened bottlenecks), deep-stem ResNets
+(timm's ``resnet50d``, ...), SE-ResNets, AlexNet, ...
 
 torchvision and timm name ResNet weights the same way (``conv1``, ``bn1``,
 ``layer{s}.{i}.conv{k}``, ``.bn{k}``, ``.downsample.0`` / ``.downsample.1``, ``fc``), and
@@ -21,14 +29,20 @@ Files: ``.safetensors`` (timm's hub layout ``model.safetensors``; read with safe
 API, torch not needed) or ``.pth`` through ``torch.load(weights_only=True)`` when torch is
 installed. torchvision's ResNet-50 is v1.5 (stride on the 3x3 conv), as is jdl's default
 (``stride_in_1x1=False``; Keras' v1 nets use ``True``); timm's plain
-``resnet*`` models (``.tv_in1k``, ``.a1_in1k``, ...) are too. Variants with other stems
-(``resnet50d``, ...) are not ResNets in torchvision's sense and are reported as mismatches.
+``resnet*`` models (``.tv_in1k``, ``.a1_in1k``, ...) are too.
 
-torchvision's VGG state dicts are not mapped: besides other names (``features.0``,
-``classifier.0``) its classifier flattens feature maps in ``(channels, height, width)`` order
-where :class:`jdl.nn.VGG` flattens ``(height, width, channels)`` (its docstring gives the
-permutation of the first classifier weight). Keras VGG files map directly
-(:mod:`jdl.pretrained.keras`).
+torchvision's VGGs flatten their last feature map in ``(channels, height, width)`` order
+where :class:`jdl.nn.VGG` flattens ``(height, width, channels)``: the first classifier
+weight's rows are permuted (see :mod:`jdl.pretrained.torch_vgg`, also for the input sizes,
+224 to 255 pixels, at which the two compute the same function).
+
+**strict=False** tolerates a different *head* only -- the ResNet's ``fc``, the VGG's
+classifier (``fc1``, ``fc2``, ``head``): missing, unexpected or of another size, e.g. another
+number of classes or a VGG at another input size -- and extra entries outside the network
+(bookkeeping such as counters). Weights of another architecture (basic vs bottleneck
+blocks, another depth, width or group count, BatchNorm or not, VGG vs ResNet) are refused
+with a :class:`~jdl.pretrained.WeightMismatchError` naming both architectures, rather than
+loading part of the network and leaving the rest at random values.
 """
 
 from __future__ import annotations
@@ -42,10 +56,19 @@ import numpy as np
 
 from jdl._core.tree import flatten
 from jdl.nn.resnet import BasicBlock, Bottleneck, ResNet
+from jdl.nn.vgg import VGG
 from jdl.pretrained import _files
 from jdl.pretrained._result import Pretrained
+from jdl.pretrained._torch_arch import architecture_check, resnet_variant
 from jdl.pretrained._tree import merge_into
 from jdl.pretrained.errors import WeightFileError
+from jdl.pretrained.torch_vgg import (
+    SUPPORTED,
+    is_torch_vgg,
+    torch_vgg_to_jdl,
+    vgg_from_state_dict,
+    vgg_input_side,
+)
 
 __all__ = [
     "from_timm",
@@ -196,8 +219,15 @@ def resnet_from_state_dict(state_dict: Mapping[str, np.ndarray], **kwargs: Any) 
       **kwargs: other ResNet fields (``dtype``, ...).
 
     Raises:
-      WeightFileError: if the names do not describe a torchvision-style ResNet.
+      WeightFileError: if the names do not describe a torchvision-style ResNet, or describe a
+        variant that jdl does not implement (ResNeXt, Wide ResNet, ...; named in the message).
     """
+    variant = resnet_variant(state_dict)
+    if variant:
+        raise WeightFileError(
+            f"these weights are a {variant} state dict, an architecture jdl.nn.ResNet does not "
+            f"implement. Supported: {SUPPORTED}"
+        )
     blocks: dict[int, int] = {}
     for name in state_dict:
         m = re.match(r"^layer(\d+)\.(\d+)\.", name)
@@ -209,7 +239,7 @@ def resnet_from_state_dict(state_dict: Mapping[str, np.ndarray], **kwargs: Any) 
         found = ", ".join(list(state_dict)[:5])
         raise WeightFileError(
             "these weights are not a torchvision/timm ResNet state dict (expected conv1.weight, "
-            f"layer1.0.*, ..., fc.weight); first names found: {found}"
+            f"layer1.0.*, ..., fc.weight); first names found: {found}. Supported: {SUPPORTED}"
         )
     stages = tuple(blocks[s] for s in sorted(blocks))
     if sorted(blocks) != list(range(1, len(blocks) + 1)):
@@ -225,51 +255,83 @@ def resnet_from_state_dict(state_dict: Mapping[str, np.ndarray], **kwargs: Any) 
     return ResNet(**settings)
 
 
+def _weights_model(state_dict: Mapping[str, Any], vgg: bool) -> ResNet | VGG:
+    """The model a state dict describes, head or not (its classes do not matter here)."""
+    head = ("classifier.0.weight", "fc.weight")[not vgg]
+    with_head = {head: np.zeros((1, 1)), **state_dict}
+    return (vgg_from_state_dict if vgg else resnet_from_state_dict)(with_head)
+
+
 def from_torchvision(
     source: str | os.PathLike | Mapping[str, Any],
-    model: ResNet | None = None,
+    model: ResNet | VGG | None = None,
     *,
     strict: bool = True,
     input_shape: tuple[int, ...] | None = None,
     seed: int = 0,
 ) -> Pretrained:
-    """Load a torchvision ResNet state dict into a jdl :class:`~jdl.nn.ResNet`.
+    """Load a torchvision ResNet or VGG (or timm ResNet) state dict into a jdl model.
+
+    The architecture is read from the names and shapes: ResNet-18/34/50/101/152 (any stage
+    sizes and stem width) -> :class:`~jdl.nn.ResNet`, VGG-11/13/16/19 with or without
+    BatchNorm -> :class:`~jdl.nn.VGG`. Other architectures (ResNeXt, Wide ResNet, ...) raise
+    :class:`~jdl.pretrained.WeightFileError` naming them.
 
     Args:
       source: a ``.safetensors`` file, a ``.pth`` file (torch needed; ``weights_only=True``),
         or a state dict (mapping of numpy arrays or torch tensors).
-      model: the ResNet to load into; by default the one the state dict describes
-        (:func:`resnet_from_state_dict`, e.g. ``resnet50(num_outputs=1000)``).
+      model: the ResNet or VGG to load into; by default the one the state dict describes
+        (:func:`resnet_from_state_dict`, e.g. ``resnet50(num_outputs=1000)``, or
+        :func:`vgg_from_state_dict`, e.g. ``vgg16(batch_norm=True)``).
       strict: raise :class:`~jdl.pretrained.WeightMismatchError` listing every missing,
-        unexpected and shape-mismatched weight; ``False`` loads what fits and reports the rest.
+        unexpected and shape-mismatched weight. ``False`` tolerates a different head (fc or
+        VGG classifier; freshly initialised) and extra bookkeeping entries, and reports them;
+        weights of another architecture (block type, depth, width, groups, BatchNorm, VGG vs
+        ResNet) are refused all the same.
       input_shape: a batch shape to work out the variable shapes (default
-        ``(1, 224, 224, C)``; only shapes are computed).
+        ``(1, 224, 224, C)``, for a VGG the size whose final feature map fits its first
+        Linear; only shapes are computed). jdl's VGG has no adaptive pooling: it computes
+        torchvision's function at 224 to 255 pixels a side.
       seed: initial values for variables not loaded (``strict=False``).
 
     Returns:
       A :class:`~jdl.pretrained.Pretrained` with ``model``, ``variables`` (``params`` and
       ``batch_stats``), the ``report`` and ImageNet preprocessing ``info``.
 
+    Raises:
+      WeightFileError: an unreadable file, or weights of an architecture not supported.
+      WeightMismatchError: weights that do not fit ``model`` (``strict=True``), or that are
+        of another architecture than ``model`` (even with ``strict=False``).
+
     Example:
       >>> # on a machine with torchvision: save a state dict as safetensors once, then
-      >>> # p = jdl.pretrained.from_torchvision("resnet18.safetensors")
+      >>> # p = jdl.pretrained.from_torchvision("resnet18.safetensors")   # or vgg16_bn
       >>> # logits = p.model.apply(p.variables, images_nhwc, train=False)
     """
     state_dict = read_state_dict(source)
-    if model is None:
-        model = resnet_from_state_dict(state_dict)
-    flat, unmapped = torch_resnet_to_jdl(state_dict)
-    channels = int(np.shape(state_dict["conv1.weight"])[1]) if "conv1.weight" in state_dict else 3
-    shape = input_shape or (1, 224, 224, channels)
+    if resnet_variant(state_dict):
+        resnet_from_state_dict(state_dict)  # raises, naming the variant
+    resnet_names = any(_MODULE.match(k.rpartition(".")[0]) for k in state_dict)
+    vgg = is_torch_vgg(state_dict) or (isinstance(model, VGG) and not resnet_names)
+    if vgg:
+        model = vgg_from_state_dict(state_dict) if model is None else model
+        flat, unmapped = torch_vgg_to_jdl(state_dict)
+        stem, side = state_dict.get("features.0.weight"), vgg_input_side(state_dict)
+    else:
+        model = resnet_from_state_dict(state_dict) if model is None else model
+        flat, unmapped = torch_resnet_to_jdl(state_dict)
+        stem, side = state_dict.get("conv1.weight"), 224
+    channels = int(np.shape(stem)[1]) if stem is not None and np.ndim(stem) == 4 else 3
     name = source if isinstance(source, str | os.PathLike) else "the state dict"
     variables, report = merge_into(
         model,
         flat,
-        input_shape=shape,
+        input_shape=input_shape or (1, side, side, channels),
         strict=strict,
         seed=seed,
         unexpected=unmapped,
         source=f"torchvision weights {str(name)!r}" if name != "the state dict" else name,
+        refuse=architecture_check(lambda: _weights_model(state_dict, vgg), model, strict=strict),
     )
     from jdl.pretrained.preprocess import TORCHVISION
 

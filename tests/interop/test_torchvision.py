@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -114,3 +115,74 @@ def test_malicious_pth_is_refused_by_weights_only(tmp_path):
         pickle.dump({"conv1.weight": _RunsCode()}, f)
     with pytest.raises(pretrained.WeightFileError, match="weights_only"):
         pretrained.from_torchvision(path)
+
+
+def _random_torchvision_vgg(arch: str, seed: int = 0):
+    """A torchvision VGG with random weights; with BatchNorm, statistics set by torch itself.
+
+    As :func:`_random_torchvision`: BatchNorm scales and shifts are randomised and the running
+    statistics calibrated by a training-mode pass (cumulative averages) over random
+    224 x 224 images, the size at which torchvision's adaptive pool is the identity.
+    """
+    torch.manual_seed(seed)
+    net = getattr(tv_models, arch)(weights=None)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if norms:
+        with torch.no_grad():
+            for m in norms:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.reset_running_stats()
+                m.momentum = None
+            net.train()
+            net(torch.randn(4, 3, 224, 224))
+        for m in norms:
+            m.momentum = 0.1
+    return net.eval()
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "vgg16_bn"])
+def test_vgg_logits_match_torchvision(arch, tmp_path):
+    """At 224 x 224 (the final feature map is 7 x 7, so torchvision's AdaptiveAvgPool2d is the
+    identity and jdl's VGG, which has none, computes the same function)."""
+    net = _random_torchvision_vgg(arch)
+    path = tmp_path / f"{arch}.safetensors"
+    safetensors_torch.save_file(net.state_dict(), str(path))
+
+    loaded = pretrained.from_torchvision(path)
+    assert loaded.report.complete
+    assert loaded.model.config == "vgg16" and loaded.model.batch_norm == arch.endswith("_bn")
+    x = np.random.default_rng(0).normal(size=(2, 3, 224, 224)).astype(np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    out = np.asarray(loaded.model.apply(loaded.variables, x.transpose(0, 2, 3, 1), train=False))
+    diff = float(np.max(np.abs(out - ref)))
+    print(f"{arch}: max |logit diff| = {diff:.3g} (logit scale {np.max(np.abs(ref)):.3g})")
+    assert out.shape == ref.shape == (2, 1000)
+    assert diff < 1e-4
+
+    state = {
+        k: torch.from_numpy(np.array(v))
+        for k, v in pretrained.jdl_vgg_to_torch(loaded.variables).items()
+    }
+    missing, unexpected = getattr(tv_models, arch)(weights=None).load_state_dict(
+        state, strict=False
+    )
+    assert not unexpected
+    assert all(k.endswith("num_batches_tracked") for k in missing)
+    for k, v in net.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            np.testing.assert_array_equal(state[k].numpy(), v.numpy())
+
+
+@pytest.mark.parametrize(
+    ("arch", "name"),
+    [
+        ("resnext50_32x4d", "ResNeXt (groups=32, width 4)"),
+        ("wide_resnet50_2", "Wide ResNet (width x2)"),
+    ],
+)
+def test_resnext_and_wide_resnet_are_refused_by_name(arch, name):
+    state = getattr(tv_models, arch)(weights=None).state_dict()
+    with pytest.raises(pretrained.WeightFileError, match=re.escape(name)):
+        pretrained.from_torchvision(state)

@@ -491,3 +491,69 @@ def test_keras_resnet50_hub_entry():
     assert e.cache_name == "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
     assert e.info["channel_order"] == "BGR" and e.info["std"] == (1.0, 1.0, 1.0)
     np.testing.assert_allclose(e.info["mean"], (103.939, 116.779, 123.68))
+
+
+def mobilenet_v2_layers(seed=0):
+    """The first layers of Keras' MobileNetV2 (``keras.applications.MobileNetV2``), in order."""
+    rng = np.random.default_rng(seed)
+    w = lambda *s: rng.normal(size=s).astype(np.float32)  # noqa: E731
+    bn = lambda c: [(n, w(c)) for n in ("gamma", "beta", "moving_mean", "moving_variance")]  # noqa: E731
+    return [
+        ("input_1", []),
+        ("Conv1", [("kernel", w(3, 3, 3, 32))]),
+        ("bn_Conv1", bn(32)),
+        ("Conv1_relu", []),
+        ("expanded_conv_depthwise", [("depthwise_kernel", w(3, 3, 32, 1))]),
+        ("expanded_conv_depthwise_BN", bn(32)),
+        ("expanded_conv_project", [("kernel", w(1, 1, 32, 16))]),
+        ("expanded_conv_project_BN", bn(16)),
+        ("block_1_expand", [("kernel", w(1, 1, 16, 96))]),
+        ("block_1_expand_BN", bn(96)),
+        ("block_1_depthwise", [("depthwise_kernel", w(3, 3, 96, 1))]),
+        ("block_1_depthwise_BN", bn(96)),
+        ("block_1_project", [("kernel", w(1, 1, 96, 24))]),
+        ("block_1_project_BN", bn(24)),
+        ("Conv_1", [("kernel", w(1, 1, 24, 1280))]),
+        ("Conv_1_bn", bn(1280)),
+        ("global_average_pooling2d", []),
+        ("predictions", [("kernel", w(1280, 10)), ("bias", w(10))]),
+    ]
+
+
+def test_mobilenet_v2_file_is_refused_as_mobilenet_v2(tmp_path):
+    path = tmp_path / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"
+    write_legacy(path, mobilenet_v2_layers())
+    for model in (None, tiny_vgg()):  # also when a model to load into is given
+        with pytest.raises(pretrained.WeightFileError) as info:
+            pretrained.from_keras(path, model)
+        text = str(info.value)
+        assert "Keras MobileNetV2 weights" in text and "bn_Conv1" in text
+        assert "Supported: Keras applications VGG16, VGG19, ResNet50, ResNet101" in text
+        assert "no names" not in text
+
+
+def test_keras3_file_with_depthwise_convolutions_is_refused_with_the_reason(tmp_path):
+    path = tmp_path / "w.weights.h5"
+    with h5py.File(path, "w") as f:  # Keras 3 without recorded names: groups named by type
+        layers = f.create_group("layers")
+        for group, shapes in (
+            ("conv2d", [(3, 3, 3, 8)]),
+            ("batch_normalization", [(8,)] * 4),
+            ("depthwise_conv2d", [(3, 3, 8, 1)]),
+            ("dense", [(8, 3), (3,)]),
+        ):
+            g = layers.create_group(group).create_group("vars")
+            for i, s in enumerate(shapes):
+                g.create_dataset(str(i), data=np.ones(s, np.float32))
+    with pytest.raises(pretrained.WeightFileError, match="depthwise convolutions") as info:
+        pretrained.from_keras(path)
+    assert "Supported: Keras applications" in str(info.value)
+
+
+def test_named_layers_of_no_known_architecture_are_refused_as_such(tmp_path):
+    path = tmp_path / "mine.h5"
+    bn = [(n, np.ones(4, np.float32)) for n in ("gamma", "beta", "moving_mean", "moving_variance")]
+    write_legacy(path, [("stem", [("kernel", np.ones((3, 3, 3, 4), np.float32))]), ("stem_bn", bn)])
+    with pytest.raises(pretrained.WeightFileError, match="of no supported architecture") as info:
+        pretrained.from_keras(path)
+    assert "stem, stem_bn" in str(info.value) and "no names" not in str(info.value)
