@@ -171,4 +171,12 @@ fig.tight_layout()
 # the spatial order and the assumptions become wrong: the MLP, which never used the order,
 # is unaffected (a fixed permutation of its inputs is just a permutation of its first-layer
 # weights), while the CNN drops to the MLP's level or below. Architecture is a prior: it
-# helps exactly as much as it matches the structure of the data.
+# helps exactly as much as it matches the structure of the data. The checks below fail if
+# the CNN's lead on the original signals, the MLP's indifference to the shuffle or the
+# CNN's loss of its lead stop showing.
+best = {key: history.best("val_accuracy")[1] for key, history in histories.items()}
+assert gap["original"] > 0.15, gap
+assert abs(best["MLP", "original"] - best["MLP", "shuffled"]) < 0.04, best
+assert best["CNN", "original"] - best["CNN", "shuffled"] > 0.2, best
+assert gap["shuffled"] < 0.01, gap
+plt.show()

@@ -126,9 +126,15 @@ nonzero = np.abs(matrix) > 0
 dense_params = matrix.size + matrix.shape[1]
 conv_params = jdl.nn.count_params({"kernel": kernel, "bias": bias})
 print(f"equivalent dense matrix: {matrix.shape}, non-zero entries {nonzero.mean():.1%}")
-print(f"distinct non-zero values: {len(np.unique(np.round(matrix[nonzero], 6)))}")
+distinct = len(np.unique(np.round(matrix[nonzero], 6)))
+print(f"distinct non-zero values: {distinct}")
 ratio = dense_params / conv_params
 print(f"free parameters: dense {dense_params:,} vs conv {conv_params} ({ratio:.0f}x)")
+# Locality: an output pixel sees at most 9 of the 64 inputs (fewer at the borders), so
+# under 9 / 64 = 14 % of the entries are non-zero; weight sharing: 36 distinct values.
+assert nonzero.mean() <= k * k / (height * width), nonzero.mean()
+assert distinct == kernel.size == 36, (distinct, kernel.shape)
+assert ratio > 400, (dense_params, conv_params)
 flat_out = np.asarray(x[0]).reshape(-1) @ matrix
 np.testing.assert_allclose(
     flat_out.reshape(height, width, 4) + np.asarray(bias), conv_out[0], atol=1e-5

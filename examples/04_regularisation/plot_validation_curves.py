@@ -142,4 +142,15 @@ fig.tight_layout()
 # few training examples. Dropout makes memorising harder and keeps the validation loss
 # lower for longer; early stopping with ``restore_best=True`` simply keeps the weights from
 # the best epoch and saves the remaining compute. Neither replaces more data — the next
-# tutorials add penalties on the weights and augmented data.
+# tutorials add penalties on the weights and augmented data. The checks below fail if the
+# plain run stops showing the turn (validation loss up by half from its minimum while the
+# training loss falls tenfold), if dropout stops reaching a lower minimum later and ending
+# lower, or if early stopping stops saving most of the epochs.
+train_loss_at_best = m["loss"][plain.epochs.index(best_epoch)]
+assert m["val_loss"][-1] > 1.5 * best_val, (best_val, m["val_loss"][-1])
+assert m["loss"][-1] < 0.1 * train_loss_at_best, (train_loss_at_best, m["loss"][-1])
+assert d_val < best_val and d_epoch > 2 * best_epoch, (d_val, d_epoch, best_val, best_epoch)
+assert d["val_loss"][-1] < 0.75 * m["val_loss"][-1], (d["val_loss"][-1], m["val_loss"][-1])
+assert stopper.best_epoch == best_epoch and early.epochs[-1] < EPOCHS // 2, early.stop_reason
+assert acc_epoch > best_epoch, (acc_epoch, best_epoch)  # accuracy peaks after the loss
+plt.show()

@@ -6,9 +6,9 @@ This tutorial shows what penalising the size of the weights does to a network. W
 the same MLP on 400 MNIST-1D examples with no penalty, with L2 penalties
 (``jdl.fit(..., l2=...)``, adding ``l2 * sum(w**2)`` to the loss) and with L1 penalties
 (``l1=``, adding ``l1 * sum(|w|)``), and look at the weights: L2 shrinks all of them
-smoothly towards zero, L1 drives most of them to (almost exactly) zero and leaves a few
-large ones — a sparse network. Both trade a little training fit for a smaller gap between
-training and validation.
+smoothly towards zero, L1 drives a large share of them (nearly half, at the stronger
+penalty here) to practically zero and leaves the others large — a sparse network. Both
+trade a little training fit for a smaller gap between training and validation.
 """
 
 # %%
@@ -86,7 +86,7 @@ for name, r in results.items():
 # Weight distributions
 # --------------------
 # Histograms of the hidden-layer weights (log-scaled counts). L2 narrows the distribution;
-# L1 piles most weights up at zero and keeps long tails.
+# L1 piles nearly half of them up at zero and keeps long tails.
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 bins = np.linspace(-0.6, 0.6, 121)
 for name, color in (("none", "C0"), ("L2 1e-2", "C2"), ("L1 1e-3", "C4")):
@@ -126,6 +126,18 @@ fig.tight_layout()
 # A weight penalty expresses a preference for simple functions. L2 (``l2=``, weight decay)
 # shrinks every weight in proportion to its size, so no weight grows large and the network
 # is smoother; L1 (``l1=``) pushes every weight towards zero by the same amount, which
-# zeroes most of them and gives sparse, prunable layers. Too strong a penalty underfits
-# (the training accuracy drops); a modest one narrows the gap between training and
-# validation loss. Tune the coefficient on the validation set.
+# zeroes a large share of them (nearly half at ``l1=1e-3`` here, against 6 % without a
+# penalty) and gives sparse, prunable layers. Too strong a penalty underfits (the training
+# accuracy drops); a modest one narrows the gap between training and validation loss. Tune
+# the coefficient on the validation set. The checks below fail if these stop showing.
+norm = {name: np.linalg.norm(r["kernels"]) for name, r in results.items()}
+zeros = {name: np.mean(np.abs(r["kernels"]) < 0.01) for name, r in results.items()}
+final = {name: {k: v[-1] for k, v in r["history"].metrics.items()} for name, r in results.items()}
+gap = {name: f["val_loss"] - f["loss"] for name, f in final.items()}
+assert norm["L2 1e-2"] < 0.5 * norm["none"] and norm["L2 1e-3"] < norm["none"], norm
+# L1 zeroes far more weights than L2, though its weights are larger overall (long tails).
+assert zeros["L1 1e-3"] > max(0.4, 2 * zeros["L2 1e-2"], 5 * zeros["none"]), zeros
+assert norm["L1 1e-3"] > norm["L2 1e-2"], norm
+assert final["L2 1e-2"]["accuracy"] < final["none"]["accuracy"] - 0.05, final  # underfits
+assert all(gap[name] < gap["none"] for name in settings if name != "none"), gap
+plt.show()

@@ -163,9 +163,11 @@ if __name__ == "__main__":
 # %%
 # Learning curves
 # ---------------
-# Test accuracy every 250 steps for the first seed of each model. The MLP overfits
-# (its test accuracy peaks early and slides), which is why the paper reports the best
-# value; the CNN's locality and weight sharing give it a large, lasting lead.
+# Test accuracy every 250 steps for the first seed of each model. The MLP memorises:
+# after 1,000 steps its training accuracy is near 95 % against two thirds on the test
+# set, and on the full schedule its test accuracy peaks early and slides, which is why
+# the paper reports the best value (on the shortened default schedule it is still
+# creeping up). The CNN's locality and weight sharing give it a large, lasting lead.
 if __name__ == "__main__":
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, r in results.items():
@@ -190,4 +192,14 @@ if __name__ == "__main__":
 # set (and overfits), while a CNN — a few thousand parameters that look for the same
 # local patterns everywhere — and a GRU that reads the sequence in order reach about
 # 90 % and more. ``jdl.fit`` reproduces the paper's table with jdl's models in a few
-# minutes of CPU time.
+# minutes of CPU time. The checks below hold on the default schedule (1,000 steps, one
+# seed) and, for the full one, also the paper's acceptance ranges of the table above.
+if __name__ == "__main__" and STEPS >= 1000:
+    acc = {name: r["mean"] for name, r in results.items()}
+    mlp_train = 100 * float(results["mlp"]["record"].history.metrics["accuracy"][-1])
+    assert acc["logistic"] < 40.0, acc  # not far past a third
+    assert acc["mlp"] > acc["logistic"] + 20.0, acc
+    assert mlp_train > acc["mlp"] + 15.0, (mlp_train, acc)  # the MLP memorises
+    assert min(acc["cnn"], acc["gru"]) > max(85.0, acc["mlp"] + 15.0), acc
+    if STEPS == 6000:
+        assert all(ACCEPT[n][0] <= a <= ACCEPT[n][1] for n, a in acc.items()), acc
