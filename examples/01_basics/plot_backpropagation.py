@@ -48,10 +48,9 @@ z3 = a2 @ W3 + b3
 p = jax.nn.softmax(z3)
 N = x.shape[0]
 loss = -jnp.mean(jnp.log(p[jnp.arange(N), y]))
-print(
-    f"loss by hand {float(loss):.6f}, jdl.losses.cross_entropy "
-    f"{float(jdl.losses.cross_entropy(model.apply({'params': params}, x, train=False), y)):.6f}"
-)
+jdl_loss = jdl.losses.cross_entropy(model.apply({"params": params}, x, train=False), y)
+print(f"loss by hand {float(loss):.6f}, jdl.losses.cross_entropy {float(jdl_loss):.6f}")
+assert abs(float(loss) - float(jdl_loss)) < 1e-5, (float(loss), float(jdl_loss))
 
 # %%
 # The backward pass
@@ -137,10 +136,10 @@ for layer, name, index in (
     plus[layer][name] = plus[layer][name].at[index].add(eps)
     minus[layer][name] = minus[layer][name].at[index].add(-eps)
     numeric = float((loss64(plus) - loss64(minus)) / (2 * eps))
-    print(
-        f"{layer}/{name}{list(index)}: finite difference {numeric:+.7f}, "
-        f"by hand {float(by_hand[layer][name][index]):+.7f}"
-    )
+    hand = float(by_hand[layer][name][index])
+    print(f"{layer}/{name}{list(index)}: finite difference {numeric:+.7f}, by hand {hand:+.7f}")
+    # The hand gradient is float32 (round-off ~1e-8); the estimate's error is ~eps^2.
+    assert abs(numeric - hand) < 1e-6 + 1e-4 * abs(hand), (layer, name, numeric, hand)
 jax.config.update("jax_enable_x64", False)
 
 # %%

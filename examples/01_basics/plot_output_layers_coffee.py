@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
+import scipy.signal
 
 import jdl
 
@@ -81,6 +82,8 @@ pred_a = predict(sigmoid_out, h_a, hours_grid)
 pred_b = predict(sigmoid_then_linear, h_b, hours_grid)
 for name, pred, h in (("sigmoid output", pred_a, h_a), ("sigmoid + linear", pred_b, h_b)):
     print(f"{name:16s}: max prediction {pred.max():.3f}, MSE {h.metrics['loss'][-1]:.3f}")
+assert pred_a.max() <= 1.0 < 2.0 < pred_b.max(), (pred_a.max(), pred_b.max())
+assert h_b.metrics["loss"][-1] < 0.8 * h_a.metrics["loss"][-1], (h_a.metrics, h_b.metrics)
 
 fig, ax = plt.subplots(figsize=(6.5, 3))
 ax.scatter(24 * train["x"][:, 0], cups[:, 0], s=5, color="0.6", label="cups per hour")
@@ -123,13 +126,17 @@ ax.plot(hours_grid, truth, "k", lw=1, alpha=0.6, label="true demand")
 ax.set(xlabel="time of day (hours)", ylabel="demand", title="Two sigmoid units make a bump")
 ax.legend(fontsize=8)
 fig.tight_layout()
+peak_hour = hours_grid[np.argmax(hand_made)]
+ends = hand_made[[0, -1]]
+print(f"the bump: {hand_made.max():.2f} at {peak_hour:.1f} h, {ends.round(2)} at 0 h and 24 h")
+assert 7.5 < peak_hour < 8.5 and hand_made.max() > 0.5 > 0.1 > ends.max(), (peak_hour, ends)
 
 # %%
 # More units, more bumps
 # ----------------------
 # With :math:`n` sigmoid hidden units the network can place up to :math:`n` steps — about
 # :math:`n/2` bumps. The coffee curve has four bumps, so we expect one unit to give a single
-# step, two units one bump, four units two bumps, and 16 units enough for all four.
+# step, two units one bump, four units at most two, and 16 units enough for all four.
 # Gradient descent finds the weights; each width is trained with the same budget.
 widths = (1, 2, 4, 16)
 fits = {}
@@ -143,6 +150,20 @@ for n in widths:
         f"test MSE {test_mse['loss']:.5f}"
     )
 
+
+def count_bumps(curve):
+    """Local maxima that rise more than 0.02 above the valleys on either side."""
+    return len(scipy.signal.find_peaks(curve, prominence=0.02)[0])
+
+
+test_mses = [fits[n][1] for n in widths]
+bumps = [count_bumps(fits[n][0]) for n in widths]
+print(f"bumps per width: {dict(zip(widths, bumps, strict=True))}; true curve: {count_bumps(truth)}")
+# Each extra unit buys a lower test error; n units never make more than n/2 bumps, and 16
+# make all four, down to the noise floor (0.0009, below).
+assert np.all(np.array(test_mses[1:]) < np.array(test_mses[:-1]) / 1.5), test_mses
+assert bumps[:2] == [0, 1] and bumps[2] <= 2 and bumps[3] == 4, bumps
+assert test_mses[-1] < 2 * 0.03**2, test_mses
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.3), sharey=True)
 for ax, n in zip(axes, widths, strict=True):
     prediction, mse = fits[n]
@@ -167,6 +188,7 @@ fig.tight_layout()
 # side by side, while each further layer can fold the pieces made by the layer below, so
 # the number of linear pieces can grow multiplicatively with depth.
 shapes = {"wide: 1 × 48": (48,), "deep: 3 × 8": (8, 8, 8)}
+best_of = {}
 fig, ax = plt.subplots(figsize=(6.5, 3))
 ax.scatter(24 * train["x"][:, 0], train["y"][:, 0], s=4, color="0.7", label="data")
 for name, hidden_widths in shapes.items():
@@ -178,6 +200,7 @@ for name, hidden_widths in shapes.items():
         results.append((mse["loss"], seed, model, history))
     results.sort(key=lambda r: r[0])
     best_mse, _, model, history = results[0]
+    best_of[name] = best_mse
     mses = ", ".join(f"{r[0]:.4f}" for r in sorted(results, key=lambda r: r[1]))
     print(f"{name}: {jdl.nn.count_params(history.variables)} parameters, test MSE per seed {mses}")
     ax.plot(
@@ -189,6 +212,7 @@ for name, hidden_widths in shapes.items():
 ax.set(xlabel="time of day (hours)", ylabel="demand", title="Wide vs deep ReLU networks")
 ax.legend(fontsize=8)
 fig.tight_layout()
+assert best_of["deep: 3 × 8"] < 0.3 * best_of["wide: 1 × 48"], best_of
 
 # %%
 # With the same training budget and about the same number of parameters, the deep network

@@ -33,6 +33,7 @@ print("kernel W:", W.shape, " bias b:", b.shape)
 
 by_hand = x @ W + b
 print("max |layer(x) - (x W + b)| =", float(jnp.max(jnp.abs(layer.apply(variables, x) - by_hand))))
+assert jnp.allclose(layer.apply(variables, x), by_hand, atol=1e-6)
 
 # %%
 # Stacked linear layers collapse into one
@@ -59,7 +60,8 @@ single_out = x @ W_total + b_total
 print("3 linear layers:", jdl.nn.count_params(params), "parameters")
 print("the single equivalent layer:", W_total.size + b_total.size, "parameters")
 print("max |deep(x) - single(x)| =", float(jnp.max(jnp.abs(deep_out - single_out))))
-assert jnp.allclose(deep_out, single_out, atol=1e-5)
+assert jnp.allclose(deep_out, single_out, atol=1e-5), float(jnp.max(jnp.abs(deep_out - single_out)))
+assert (jdl.nn.count_params(params), W_total.size + b_total.size) == (386, 10)
 
 # %%
 # The difference is float32 round-off: 386 parameters describe the same function as 10.
@@ -104,6 +106,10 @@ print(
     f"MSE  least-squares line {line_mse:.4f} | deep linear net {linear_mse:.4f} | "
     f"ReLU net {relu_mse:.4f}"
 )
+# The deep linear net is no better than the best straight line (it cannot be: it *is* a
+# line) and ends within 1 % of it; the ReLU net is an order of magnitude better.
+assert line_mse - 1e-5 <= linear_mse < 1.01 * line_mse, (line_mse, linear_mse)
+assert relu_mse < 0.1 * line_mse, (relu_mse, line_mse)
 
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 ax.scatter(hours, data["y"][:, 0], s=6, color="0.6", label="coffee data")
@@ -166,6 +172,10 @@ logits = jnp.array([2.0, 1.0, 0.1, -1.0])
 p = jax.nn.softmax(logits)
 print("softmax(z)      =", [round(float(v), 3) for v in p], " sum =", round(float(p.sum()), 6))
 print("softmax(z + 10) =", [round(float(v), 3) for v in jax.nn.softmax(logits + 10)])
+assert jnp.all(p > 0) and abs(float(p.sum()) - 1) < 1e-6, p
+assert jnp.allclose(jax.nn.softmax(logits + 10), p, atol=1e-6)
+peaks = [float(jax.nn.softmax(scale * logits).max()) for scale in (0.5, 1.0, 3.0)]
+assert peaks[0] < peaks[1] < peaks[2], peaks  # larger logits (lower temperature): sharper
 
 fig, ax = plt.subplots(figsize=(6, 3))
 classes = np.arange(len(logits))

@@ -55,6 +55,17 @@ for lr in LEARNING_RATES:
             f"highest training loss {np.max(run.losses):.3g}"
         )
 
+# Steps 300-350: with BatchNorm the loss is far below chance (ln 10 = 2.30) at every rate,
+# without it still at chance. At lr 5 the plain network's loss jumps at the first step and
+# it ends at chance, while BatchNorm trains at every rate.
+early = {k: float(np.mean(r.losses[300:350])) for k, r in runs.items()}
+accuracy = {k: r.metrics["accuracy"] for k, r in runs.items()}
+print("mean loss over steps 300-350:", {k: round(v, 3) for k, v in early.items()})
+for lr in LEARNING_RATES:
+    assert early[(lr, True)] < 0.5 and early[(lr, False)] > 2.0, early
+assert np.max(runs[(5.0, False)].losses) > 2 * np.log(10) and accuracy[(5.0, False)] < 0.2, accuracy
+assert min(accuracy[(lr, True)] for lr in LEARNING_RATES) > 0.95, accuracy
+
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
 for ax, lr in zip(axes, LEARNING_RATES, strict=True):
     for bn in (False, True):
@@ -82,21 +93,32 @@ plt.show()
 # %%
 # Activation statistics after training
 # ------------------------------------
-# Without BatchNorm the sigmoid inputs drift; the normalised network keeps every unit in
-# its responsive range.
+# Without BatchNorm (lr 0.1) the sigmoid activations stay bunched around 0.5 -- standard
+# deviation (over all units and digits) below 0.1 in every layer and below 0.01 in the
+# first, whose outputs barely differ from one digit to the next. BatchNorm rescales each
+# unit's input to unit variance, which spreads the activations over the sigmoid's
+# responsive range (standard deviation about 0.2).
 batch = {"x": data["x"][:256], "y": data["y"][:256]}
+hidden_std = {}
 for bn in (False, True):
     run = runs[(0.1, bn)]
     stats = jdl.analysis.activation_stats(run.state.model, run.variables, batch, train=False)
+    hidden_std[bn] = [stats[f"Dense_{k}"].std for k in range(3)]
     print("with BatchNorm" if bn else "without BatchNorm")
     print(stats)
     ax = stats.plot().axes[0]
     ax.set_title(f"sigmoid activations after training ({'with' if bn else 'without'} BatchNorm)")
     plt.show()
+assert max(hidden_std[False]) < 0.1 < 0.15 < min(hidden_std[True]), hidden_std
+assert hidden_std[False][0] < 0.01, hidden_std
 
 # %%
 # Takeaway
 # --------
 # BatchNorm fixes the scale of every layer's input during training, whatever the weights
 # do. That makes deep sigmoid nets trainable with plain SGD and makes training far less
-# sensitive to the learning rate and the initialisation.
+# sensitive to the learning rate: here every rate from 0.1 to 5 trains with it within a few
+# hundred steps, while without it the network is still at chance after 300 steps at 0.1
+# and 0.5 and diverges at 5 (the checks above fail otherwise). By the same argument it
+# makes training less sensitive to the scale of the initial weights, which this script
+# does not test.

@@ -73,7 +73,27 @@ for label, report in cmp.reports.items():
         f"{first.activation_grad_rms / fifth.activation_grad_rms:.3g}, "
         f"verdicts {[r.verdict for r in report.layers]}"
     )
-print({k: round(float(np.mean(list(v.values()))), 3) for k, v in cmp.singular_values.items()})
+mean_sv = {k: float(np.mean(list(v.values()))) for k, v in cmp.singular_values.items()}
+print({k: round(v, 3) for k, v in mean_sv.items()})
+
+
+def layers_of(label, field):
+    return np.array([getattr(r, field) for r in cmp.reports[label].layers[:5]])
+
+
+# Gain ~0.5 and fading gradients under the standard init, ~0.85 and flat under Glorot's.
+grads = {label: layers_of(label, "activation_grad_rms") for label in cmp.reports}
+grad_ratio = {label: g[0] / g[4] for label, g in grads.items()}  # layer 1 / layer 5
+assert 0.4 < mean_sv["standard"] < 0.6 and 0.75 < mean_sv["glorot"] < 0.95, mean_sv
+assert grad_ratio["standard"] < 0.3 and 0.8 < grad_ratio["glorot"] < 1.25, grad_ratio
+# N(0, 1): most units of layers 3-5 saturated. N(0, 0.01^2): each layer scales the
+# activations by about 0.01 sqrt(width), and the first layers' gradients vanish.
+saturated = layers_of("N(0, 1)", "saturated_fraction")
+assert np.all(saturated[2:] > 0.5), saturated
+tiny_std = layers_of("N(0, 0.01^2)", "activation_std")
+gain = tiny_std[1:] / tiny_std[:-1]  # how much each layer scales the activations
+assert np.all(np.abs(gain / (0.01 * np.sqrt(WIDTH)) - 1) < 0.3), gain
+assert [r.verdict for r in cmp.reports["N(0, 0.01^2)"].layers[:2]] == ["vanishing"] * 2, grads
 
 # %%
 # The picture

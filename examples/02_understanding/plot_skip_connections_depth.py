@@ -100,10 +100,17 @@ ax.set_ylabel("training error after the budget")
 ax.set_title(f"MNIST-1D, BN-ReLU MLPs, {STEPS} Adam steps")
 ax.legend()
 plt.show()
+plain_err = [error[(False, d)] for d in depths]
+residual_err = [error[(True, d)] for d in depths]
+# The plain nets get worse at every step in depth; the residual ones far less, if at all.
+assert plain_err[0] + 0.05 < plain_err[1] < plain_err[2] - 0.05, plain_err
+assert max(residual_err) - min(residual_err) < 0.25 * (plain_err[2] - plain_err[0]), error
+assert residual_err[2] < plain_err[2] - 0.3, error
 
 # %%
 # Why: the gradient flow of the two 49-layer networks at initialisation.
 batch = {"x": data["x"][:256], "y": data["y"][:256]}
+first_over_last = {}
 for residual in (False, True):
     model = jdl.nn.MLP(
         widths=(64,) * 49, num_outputs=10, batch_norm=True, residual=residual, kernel_init="he"
@@ -111,6 +118,10 @@ for residual in (False, True):
     v = model.init(jax.random.key(0), batch["x"][:1], train=False)
     flow = jdl.analysis.gradient_flow(model, v, batch, "cross_entropy")
     print("residual" if residual else "plain", "-", flow.summary().splitlines()[0])
+    first_over_last[residual] = flow.layers[0].grad_norm / flow.layers[-1].grad_norm
+# The plain net's first layer gets gradients thousands of times larger than its last; the
+# residual net's are within an order of magnitude of each other.
+assert first_over_last[False] > 100 and 0.01 < first_over_last[True] < 10, first_over_last
 
 # %%
 # CifarResNet: plain vs residual on the digits images
@@ -134,7 +145,7 @@ class StepLosses(jdl.train.callbacks.Callback):
         self.losses.extend(np.asarray(metrics["loss"]).tolist())
 
 
-curves, histories = {}, {}
+curves, histories, cnn_error = {}, {}, {}
 for depth in CNN_DEPTHS:
     for plain in (True, False):
         name = f"{'plain' if plain else 'residual'}-{depth}"
@@ -153,6 +164,7 @@ for depth in CNN_DEPTHS:
         curves[name], histories[name] = steps_cb.losses, hist
         on_train = jdl.evaluate(model, hist.state, train)
         on_test = jdl.evaluate(model, hist.state, test)
+        cnn_error[name] = 1 - on_train["accuracy"]
         print(
             f"CifarResNet {name:>11}: train error {1 - on_train['accuracy']:6.1%} "
             f"(loss {on_train['loss']:.4f}), test error {1 - on_test['accuracy']:6.1%}"
@@ -174,6 +186,12 @@ for ax in (ax_loss, ax_err):
     ax.legend()
 fig.suptitle(f"CifarResNets (width {WIDTH}) on digits, SGD + momentum, {cnn_steps} steps")
 plt.show()
+# The deeper plain CifarResNet has the far higher *training* error; the deeper residual
+# one is no worse than the shallower.
+shallow, deep = CNN_DEPTHS
+plain_gap = cnn_error[f"plain-{deep}"] - cnn_error[f"plain-{shallow}"]
+residual_gap = cnn_error[f"residual-{deep}"] - cnn_error[f"residual-{shallow}"]
+assert plain_gap > 0.2 and residual_gap < 0.05, cnn_error
 
 # %%
 # Takeaway

@@ -42,6 +42,7 @@ plain = report(sigmoid100)
 norms = [r.grad_norm for r in plain.layers]
 print(plain.summary())
 print(f"first / last gradient norm: {norms[0] / norms[-1]:.3g}")
+assert norms[0] / norms[-1] < 1e-10 and plain.layers[0].verdict == "vanishing", norms[::10]
 
 # %%
 # The gradient reaching layer 1 is below ``1e-10`` of the last layer's (it underflows to
@@ -58,6 +59,9 @@ plt.show()
 residual = report(sigmoid100.clone(residual=True))
 print(residual.summary())
 print(f"back-propagated gradient, first layer / output: {residual.layers[0].grad_ratio:.3g}")
+verdicts = [r.verdict for r in residual.layers]
+assert "vanishing" not in verdicts and "saturated" not in verdicts[:10], verdicts
+assert verdicts.count("saturated") > 30, verdicts  # ... but the deep layers saturate
 
 # %%
 # Nothing vanishes any more, but the report flags the deep layers as "saturated": these
@@ -80,6 +84,10 @@ print(
     f"{hidden[0].grad_norm / hidden[-1].grad_norm:.3g}, back-propagated gradient "
     f"{hidden[0].activation_grad_rms / hidden[-1].activation_grad_rms:.3g}"
 )
+assert all(r.verdict == "healthy" for r in pre.layers), pre.summary()
+first_last = [hidden[0].grad_norm / hidden[-1].grad_norm]
+first_last.append(hidden[0].activation_grad_rms / hidden[-1].activation_grad_rms)
+assert all(0.1 < ratio < 10 for ratio in first_last), first_last  # (plain: below 1e-10)
 fig = pre.plot()
 fig.suptitle("100-layer sigmoid MLP, pre-activation residual")
 plt.show()
@@ -89,6 +97,7 @@ plt.show()
 # form too -- every layer healthy:
 res_bn = report(sigmoid100.clone(residual=True, batch_norm=True))
 print(res_bn.summary())
+assert all(r.verdict == "healthy" for r in res_bn.layers), res_bn.summary()
 
 # %%
 # Too large an initialisation
@@ -103,6 +112,10 @@ big_sigmoid = report(
 big_relu = report(jdl.nn.MLP(widths=(32,) * 10, num_outputs=10, kernel_init=1.0))
 print("sigmoid, N(0, 16):", [r.verdict for r in big_sigmoid.layers])
 print("relu,    N(0, 1): ", [r.verdict for r in big_relu.layers])
+sigmoid_verdicts = [r.verdict for r in big_sigmoid.layers]
+assert sigmoid_verdicts.count("saturated") >= 5, sigmoid_verdicts
+assert "exploding" not in sigmoid_verdicts, sigmoid_verdicts
+assert big_relu.layers[0].verdict == "exploding", [r.verdict for r in big_relu.layers]
 
 # %%
 # He et al. (2015): 30 ReLU layers
@@ -113,7 +126,7 @@ print("relu,    N(0, 1): ", [r.verdict for r in big_relu.layers])
 # compensate. SGD with momentum (Adam would hide the problem by rescaling gradients).
 width, steps = 256, 600
 xs = (x - x.mean(0)) / (x.std(0) + 1e-6)
-results = {}
+results, vanishing = {}, {}
 for init in ("glorot", "he"):
     model = jdl.nn.MLP(widths=(width,) * 30, num_outputs=10, kernel_init=init)
     run = jdl.analysis.scan_fit(
@@ -131,6 +144,7 @@ for init in ("glorot", "he"):
         model, variables, {"x": xs[:256], "y": y[:256]}, "cross_entropy"
     )
     print("        at init:", flow.summary().splitlines()[-1])
+    vanishing[init] = [r.name for r in flow.layers if r.verdict == "vanishing"]
 
 fig, ax = plt.subplots(figsize=(6, 4))
 for init, run in results.items():
@@ -140,6 +154,9 @@ ax.set_ylabel("training loss")
 ax.set_title(f"30-layer ReLU MLP (width {width}) on digits, SGD + momentum")
 ax.legend()
 plt.show()
+accuracy = {init: run.metrics["accuracy"] for init, run in results.items()}
+assert accuracy["glorot"] < 0.2 and accuracy["he"] > 0.9, accuracy  # chance is 10 %
+assert len(vanishing["glorot"]) >= 5 and not vanishing["he"], vanishing
 
 # %%
 # Takeaway
