@@ -26,6 +26,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jdl._core.checks import is_number
 from jdl._core.reduce import check_same_shape, masked_mean, per_example_mean
 
 Array = jax.Array
@@ -124,7 +125,8 @@ def cross_entropy(
         logits: unnormalised class scores, shape ``(batch, classes)``.
         labels: integer class indices ``(batch,)`` or targets ``(batch, classes)``.
         label_smoothing: ``eps`` in ``[0, 1)``; the target becomes
-            ``(1 - eps) * target + eps / classes``.
+            ``(1 - eps) * target + eps / classes``. A JAX array (e.g. a value traced by
+            ``jdl.train.sweep(params={"label_smoothing": [...]})``) is applied unchecked.
         where: optional boolean mask of shape ``(batch,)``.
 
     Returns:
@@ -139,8 +141,15 @@ def cross_entropy(
         1.3863
     """
     logits, labels = jnp.asarray(logits), jnp.asarray(labels)
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}.")
+    smooth = True  # a traced value (swept by jdl.train.sweep) is applied unchecked
+    if is_number(label_smoothing):
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}.")
+        smooth = label_smoothing != 0
+    elif not isinstance(label_smoothing, jax.Array):
+        raise TypeError(
+            f"label_smoothing must be a number in [0, 1); got {type(label_smoothing).__name__}."
+        )
     if logits.ndim < 2:
         raise ValueError(
             f"cross_entropy expects logits of shape (batch, classes); got shape {logits.shape}. "
@@ -157,7 +166,7 @@ def cross_entropy(
             f"{logits.shape[:-1]} or float targets of shape {logits.shape}; got labels of "
             f"shape {labels.shape} and dtype {labels.dtype}."
         )
-    if label_smoothing:
+    if smooth:
         targets = (1.0 - label_smoothing) * targets + label_smoothing / num_classes
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     per = -jnp.sum(targets * log_probs, axis=-1)

@@ -11,6 +11,7 @@ Select these tests alone with ``pytest -m gallery``.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -51,3 +52,24 @@ def test_tutorial_runs(script: Path, tmp_path: Path):
         f"{script.relative_to(EXAMPLES)} exited with {proc.returncode} after {elapsed:.0f} s\n"
         f"--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
     )
+
+
+def _checks(script: Path) -> list[ast.stmt]:
+    """The script's checks: ``assert`` statements and ``np.testing.assert_*`` calls."""
+    found = []
+    for node in ast.walk(ast.parse(script.read_text(), filename=str(script))):
+        if isinstance(node, ast.Assert):
+            found.append(node)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr.startswith("assert_"):
+                found.append(node)
+    return found
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[str(s.relative_to(EXAMPLES)) for s in SCRIPTS])
+def test_tutorial_checks_its_takeaway(script: Path):
+    """Each tutorial asserts the claim its takeaway makes, so the docs build fails when the
+    output stops proving it (the checks themselves run in ``test_tutorial_runs``)."""
+    text = script.read_text()
+    assert "Takeaway" in text, f"{script.name} has no Takeaway section"
+    assert _checks(script), f"{script.name} states a takeaway but checks none of it"

@@ -5,8 +5,8 @@ Tuning beyond the learning rate: ``sweep(params=...)`` and ``search``
 A learning-rate sweep (see the sweep tutorial) is where tuning starts, not where it
 ends. This tutorial tunes two other kinds of hyper-parameter on scikit-learn's digits:
 
-* ones that keep every shape the same — momentum and weight decay here; label
-  smoothing, a model's temperature — which ``jdl.train.sweep(params=...)`` trains *side
+* ones that keep every shape the same — momentum, weight decay and dropout rates here;
+  label smoothing, a model's temperature — which ``jdl.train.sweep(params=...)`` trains *side
   by side in one vmapped program*, each configuration exactly as its own ``jdl.fit``;
 * ones that change shapes — the width and depth of the network, the batch size — which
   need one program each: ``jdl.train.search`` builds one model per configuration and
@@ -25,6 +25,7 @@ Both return the same :class:`jdl.train.SweepResult`, so the table, the plot and
 # configurations below are one compiled training step, vmapped over nine states.
 import time
 
+import flax.linen as nn
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
@@ -80,26 +81,45 @@ print(f"momentum moves test accuracy by {100 * momentum_spread:.1f} points, "
       f"weight decay by at most {100 * decay_spread:.1f}")  # fmt: skip
 
 # %%
-# What a sweep cannot trace
-# -------------------------
-# A traced hyper-parameter must reach arithmetic only. jdl's models build their
-# Dropout layer only when the rate is above zero, and ``flax.linen.Dropout`` tests
-# ``rate == 0.0`` in Python, so a dropout rate needs a Python number: ``sweep`` refuses
-# it before training starts and says what to use instead.
+# Dropout rates and what a sweep cannot trace
+# -------------------------------------------
+# A traced hyper-parameter must reach arithmetic only. jdl's models read their dropout
+# rate inside the computation (their Dropout layer takes a traced rate), so three rates
+# are one program too, each equal to its own ``fit``. ``flax.linen.Dropout`` itself tests
+# ``rate == 0.0`` in Python: a model built on it cannot have its rate traced, and
+# ``sweep`` refuses it before training starts, naming it and what to use instead.
+drop = jdl.train.sweep(
+    jdl.nn.MLP(widths=(64,), num_outputs=10, dropout=0.1),
+    train,
+    batch_size=32,
+    loss="cross_entropy",
+    optimizer="adam",
+    learning_rates=[0.003],
+    params={"dropout": [0.0, 0.3, 0.6]},
+    epochs=4,
+    validation=test,
+    verbose=0,
+)
+print(drop.table(["loss", "val_accuracy"]))
+
+
+class FlaxDropoutMLP(nn.Module):
+    dropout: float = 0.1
+
+    @nn.compact
+    def __call__(self, x, *, train):
+        h = nn.relu(nn.Dense(64)(x.reshape(x.shape[0], -1)))
+        return nn.Dense(10)(nn.Dropout(self.dropout, deterministic=not train)(h))
+
+
 try:
-    jdl.train.sweep(
-        jdl.nn.MLP(widths=(64,), num_outputs=10, dropout=0.1),
-        train,
-        batch_size=32,
-        loss="cross_entropy",
-        optimizer="sgd",
-        learning_rates=[0.01],
-        params={"dropout": [0.0, 0.2]},
-        steps=1,
-        verbose=0,
-    )
+    jdl.train.sweep(FlaxDropoutMLP(), train, batch_size=32, loss="cross_entropy",
+                    optimizer="sgd", learning_rates=[0.01], params={"dropout": [0.0, 0.2]},
+                    steps=1, verbose=0)  # fmt: skip
+    refused = None
 except ValueError as err:
-    print(err)
+    refused = str(err)
+    print(refused)
 
 # %%
 # Width and depth: one fit per configuration
@@ -133,15 +153,20 @@ fig.axes[0].set_yscale("linear")
 # Takeaway
 # --------
 # Sweep what keeps shapes in one program — ``params={"momentum": [...],
-# "weight_decay": [...]}`` costs about one run, whatever the grid — and search what
-# changes them. Here momentum was worth over twenty points of test accuracy and weight
-# decay under two within the budget, and the network's shape still separated the best
-# from the worst trial by more than five points (the checks below fail otherwise). Read
-# such a table for *which* setting moves the result before tuning the ones that do not.
+# "weight_decay": [...]}`` or ``{"dropout": [...]}`` costs about one run, whatever the
+# grid — and search what changes them (or what a model reads as a Python number). Here
+# momentum was worth over twenty points of test accuracy and weight decay under two
+# within the budget, each step of dropout raised the training loss, and the network's
+# shape still separated the best from the worst trial by more than five points (the
+# checks below fail otherwise). Read such a table for *which* setting moves the result
+# before tuning the ones that do not.
 best_shape, best_run = shapes.best("val_accuracy")
 worst = shapes.final("val_accuracy").min()
 print(f"best shape {best_shape}: {100 * best_run.metrics['val_accuracy'][-1]:.1f} % "
       f"vs worst {100 * worst:.1f} %")  # fmt: skip
 assert momentum_spread > 0.2 and decay_spread < 0.02, (momentum_spread, decay_spread)
+train_losses = drop.final("loss")  # dropout's noise raises the training loss, rate by rate
+assert train_losses[0] < train_losses[1] < train_losses[2], drop.table(["loss"])
+assert refused is not None and "'dropout'" in refused and "search" in refused, refused
 assert best_run.metrics["val_accuracy"][-1] - worst > 0.05, shapes.table(["val_accuracy"])
 plt.show()

@@ -19,6 +19,20 @@ def is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
+def is_number(value: Any) -> bool:
+    """True for a Python or NumPy real number: a value whose range can be checked now.
+
+    A JAX array is not one: it may be a traced value (a hyper-parameter swept by
+    :func:`jdl.train.sweep`), whose range cannot be read without a host sync, so callers
+    accept it unchecked.
+
+    Example:
+        >>> is_number(0.1), is_number(np.float32(0.1)), is_number(True), is_number("0.1")
+        (True, True, False, False)
+    """
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     """``value`` as a Python ``int``, or a clear error naming ``name``.
 

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from jdl import losses as losses_lib
 from jdl._core.tree import SEP, flatten, get_path
 from jdl.data import ArraySource
+from jdl.train.state import model_kwargs
 
 PyTree = Any
 
@@ -89,6 +90,18 @@ def batch_xy(batch: Any, *, need_y: bool = True) -> tuple[jax.Array, jax.Array |
     return jnp.asarray(batch["x"]), (None if y is None else jnp.asarray(y))
 
 
+def batch_extras(model: nn.Module, batch: Any) -> dict[str, jax.Array]:
+    """The model inputs a batch carries besides ``"x"`` (``"lengths"``), as arrays.
+
+    The same rule as training (:func:`jdl.train.model_kwargs`): a batch's ``"lengths"``
+    reach a model whose ``__call__`` takes them, and are refused for one that does not
+    (it would read the padding). A bare input array carries none.
+    """
+    if isinstance(batch, ArraySource):
+        batch = batch.arrays
+    return {k: jnp.asarray(v) for k, v in model_kwargs(model, batch).items()}
+
+
 def get_loss(loss: str | Callable) -> Callable:
     """A jdl loss by name, or the callable itself."""
     return losses_lib.get(loss)
@@ -120,14 +133,16 @@ def apply_model(
     train: bool,
     rng: jax.Array | None = None,
     mutable: Iterable[str] = (),
+    extras: Mapping[str, jax.Array] | None = None,
 ) -> tuple[jax.Array, dict]:
     """``model.apply`` that handles ``train=``, BatchNorm statistics and dropout keys.
 
     In training mode the ``"batch_stats"`` collection is made mutable (the updated running
-    averages are returned in the state and ignored by the analyses).
+    averages are returned in the state and ignored by the analyses). ``extras`` are the
+    batch's other model inputs (``{"lengths": ...}``, see :func:`batch_extras`).
     """
     mutable = list(mutable)
-    kwargs = {}
+    kwargs = dict(extras or {})
     if takes_train(model):
         kwargs["train"] = train
     if train and "batch_stats" in variables:
@@ -179,7 +194,12 @@ class _Recorder:
 
 
 def discover_layers(
-    model: nn.Module, variables: Mapping[str, PyTree], x: jax.Array, *, train: bool = True
+    model: nn.Module,
+    variables: Mapping[str, PyTree],
+    x: jax.Array,
+    *,
+    train: bool = True,
+    extras: Mapping[str, jax.Array] | None = None,
 ) -> list[Layer]:
     """The parameter-owning layers of ``model`` in forward (call) order.
 
@@ -188,6 +208,7 @@ def discover_layers(
       variables: its variables (``{"params": ...}``).
       x: an input batch (only shapes are used; nothing is computed).
       train: the mode to trace in.
+      extras: the batch's other model inputs (see :func:`batch_extras`).
 
     Returns:
       One :class:`Layer` per module that owns parameters, in the order their ``__call__``
@@ -198,12 +219,14 @@ def discover_layers(
     """
     recorder = _Recorder(None, instrument=False)
 
-    def run(v: Mapping[str, PyTree], xx: jax.Array) -> tuple[Any, dict[str, PyTree]]:
+    def run(
+        v: Mapping[str, PyTree], xx: jax.Array, ee: Mapping[str, jax.Array]
+    ) -> tuple[Any, dict[str, PyTree]]:
         with nn.intercept_methods(recorder):
-            return apply_model(model, v, xx, train=train, rng=jax.random.key(0))
+            return apply_model(model, v, xx, train=train, rng=jax.random.key(0), extras=ee)
 
     try:
-        jax.eval_shape(run, variables, x)
+        jax.eval_shape(run, variables, x, dict(extras or {}))
     except (ValueError, TypeError, KeyError, IndexError) as err:
         raise ValueError(
             f"The batch does not fit the model: {type(model).__name__} could not be applied "
@@ -255,10 +278,12 @@ def instrumented_pass(
     *,
     train: bool,
     rng: jax.Array,
+    extras: Mapping[str, jax.Array] | None = None,
 ) -> dict[str, Any]:
     """One forward/backward pass that exposes every named layer's input, output and dLoss/dO.
 
-    Traceable (call it inside ``jax.jit``). Returns a dict with ``"outputs"``, ``"loss"``
+    Traceable (call it inside ``jax.jit``); ``extras`` are the batch's other model inputs
+    (see :func:`batch_extras`). Returns a dict with ``"outputs"``, ``"loss"``
     (or ``None`` without a loss), ``"param_grads"`` (a ``params``-shaped tree, or ``None``)
     and, per layer name that could be instrumented, ``"inputs"``, ``"acts"`` (outputs) and
     ``"act_grads"`` (``dLoss/dO``; without a loss, absent), plus ``"preactivations"`` for the
@@ -276,7 +301,13 @@ def instrumented_pass(
             v["perturbations"] = perts
         with nn.intercept_methods(recorder):
             out, state = apply_model(
-                model, v, x, train=train, rng=rng, mutable=["intermediates", "perturbations"]
+                model,
+                v,
+                x,
+                train=train,
+                rng=rng,
+                mutable=["intermediates", "perturbations"],
+                extras=extras,
             )
         return out, state
 

@@ -30,6 +30,7 @@ import optax
 from jdl._core.tree import own_leaves
 from jdl.analysis._layers import (
     Layer,
+    batch_extras,
     batch_xy,
     check_layer_names,
     discover_layers,
@@ -133,8 +134,9 @@ def probe(
     """Compute per-layer gradient and activation numbers in one compiled pass."""
     variables = _as_variables(variables)
     x, y = batch_xy(batch, need_y=loss is not None)
+    extras = batch_extras(model, batch)
     loss_fn = get_loss(loss) if loss is not None else None
-    all_layers = discover_layers(model, variables, x, train=train)
+    all_layers = discover_layers(model, variables, x, train=train, extras=extras)
     chosen = check_layer_names(layers, all_layers)
     act_name, act_fn = resolve_activation(model, activation)
     names = [layer.name for layer in all_layers]
@@ -142,8 +144,10 @@ def probe(
     rng = jax.random.key(seed)
 
     passed = jax.jit(
-        lambda v, xx, yy: instrumented_pass(model, v, xx, yy, loss_fn, names, train=train, rng=rng)
-    )(variables, x, y)
+        lambda v, xx, yy, ee: instrumented_pass(
+            model, v, xx, yy, loss_fn, names, train=train, rng=rng, extras=ee
+        )
+    )(variables, x, y, extras)
     acts, act_grads, param_grads = passed["acts"], passed["act_grads"], passed["param_grads"]
     groups = _groups(all_layers, set(acts))
     last_group = groups.get(all_layers[-1].name) if all_layers else None

@@ -114,7 +114,8 @@ def activation_stats(
     Args:
       model: any ``flax.linen`` module.
       variables: ``{"params": ...}`` (plus ``"batch_stats"``), a ``TrainState`` or ``History``.
-      batch: a dict with ``"x"`` (``"y"`` is not needed) or an input array.
+      batch: a dict with ``"x"`` (``"y"`` is not needed; ``"lengths"`` reach a model that
+        takes them) or an input array.
       activation: the hidden activation (name or callable); ``"auto"`` uses
         ``model.activation`` where the model has one, else analyses layer outputs as they are.
       layers: restrict to these layer paths (all by default).

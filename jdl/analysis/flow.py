@@ -223,7 +223,7 @@ def gradient_flow(
       model: any ``flax.linen`` module (jdl's MLP, CNN, RNNClassifier, ResNet, CifarResNet,
         or your own).
       variables: ``{"params": ...}`` (plus ``"batch_stats"``), a ``TrainState`` or ``History``.
-      batch: a dict with ``"x"`` and ``"y"``.
+      batch: a dict with ``"x"`` and ``"y"`` (and ``"lengths"`` for a model that takes them).
       loss: a jdl loss name or ``(outputs, y) -> scalar``.
       activation: the hidden activation; ``"auto"`` reads ``model.activation`` (jdl MLP/CNN);
         give it for models that don't have that field (e.g. ``"relu"`` for a ResNet).

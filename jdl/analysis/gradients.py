@@ -61,7 +61,7 @@ def gradient_norms(
       model: any ``flax.linen`` module (every jdl model, or your own).
       variables: ``{"params": ...}`` (plus ``"batch_stats"``), a ``TrainState`` or a
         ``History``.
-      batch: a dict with ``"x"`` and ``"y"``.
+      batch: a dict with ``"x"`` and ``"y"`` (and ``"lengths"`` for a model that takes them).
       loss: a jdl loss name (``"cross_entropy"``, ``"mse"``...) or ``(outputs, y) -> scalar``.
       train: run the model in training mode (BatchNorm on batch statistics, whose updated
         running averages are discarded; dropout with a key from ``seed``).

@@ -23,6 +23,7 @@ import numpy as np
 
 from jdl._core.tree import own_leaves
 from jdl.analysis._layers import (
+    batch_extras,
     batch_xy,
     check_layer_names,
     discover_layers,
@@ -55,7 +56,8 @@ def jacobian_singular_values(
     Args:
       model: the network.
       variables: its variables.
-      x: an input batch (array or dict with ``"x"``).
+      x: an input batch (array or dict with ``"x"``, and ``"lengths"`` for a model that
+        takes them).
       activation: hidden activation; ``"auto"`` reads ``model.activation``.
       layers: Dense layer paths (default: the hidden-to-hidden ones, i.e. every weighted
         layer but the first and the output layer).
@@ -69,12 +71,13 @@ def jacobian_singular_values(
       ValueError: if no activation is known, or a layer is not a 2-D Dense kernel.
     """
     variables = _as_variables(variables)
+    extras = {k: v[:num_examples] for k, v in batch_extras(model, x).items()}
     x, _ = batch_xy(x, need_y=False)
     x = x[:num_examples]
     _, fn = resolve_activation(model, activation)
     if fn is None:
         raise ValueError("jacobian_singular_values needs the hidden activation: pass activation=.")
-    all_layers = discover_layers(model, variables, x, train=False)
+    all_layers = discover_layers(model, variables, x, train=False, extras=extras)
     if layers is None:
         chosen = [layer for layer in all_layers if layer.is_weighted][1:-1]
     else:
@@ -82,8 +85,10 @@ def jacobian_singular_values(
     names = [layer.name for layer in chosen]
 
     @jax.jit
-    def run(v: Mapping[str, Any], xx: jax.Array) -> dict[str, jax.Array]:
-        res = instrumented_pass(model, v, xx, None, None, names, train=False, rng=jax.random.key(0))
+    def run(v: Mapping[str, Any], xx: jax.Array, ee: Mapping[str, jax.Array]) -> dict:
+        res = instrumented_pass(
+            model, v, xx, None, None, names, train=False, rng=jax.random.key(0), extras=ee
+        )
         out = {}
         for name in names:
             kernel = own_leaves(v["params"], name).get("kernel")
@@ -96,7 +101,7 @@ def jacobian_singular_values(
             out[name] = jnp.linalg.svd(jac, compute_uv=False)
         return out
 
-    return {k: np.asarray(v) for k, v in jax.device_get(run(variables, x)).items()}
+    return {k: np.asarray(v) for k, v in jax.device_get(run(variables, x, extras)).items()}
 
 
 @dataclasses.dataclass
@@ -169,7 +174,7 @@ def compare_inits(
         with ``model.clone(**{field: init})``), or a function ``init -> module``.
       inits: initialisers (names such as ``"standard"``, ``"glorot"``, ``"he"``,
         ``"normal(0.01)"``, floats, callables), or ``{label: initialiser}``.
-      batch: a dict with ``"x"`` and ``"y"``.
+      batch: a dict with ``"x"`` and ``"y"`` (and ``"lengths"`` for a model that takes them).
       loss: a jdl loss name or function.
       field: the module field to replace.
       seed: initialisation seed (the same for every initialiser).

@@ -176,7 +176,8 @@ def lr_find(
         raise ValueError(f"Need 0 < start_lr < end_lr; got {start_lr}, {end_lr}.")
     if steps < 3:
         raise ValueError(f"steps must be >= 3; got {steps}.")
-    x, y = (jnp.asarray(a) for a in _as_arrays(data))
+    arrays = {k: jnp.asarray(v) for k, v in _as_arrays(data).items()}
+    x = arrays["x"]
     factor = (end_lr / start_lr) ** (1.0 / (steps - 1))
 
     def schedule(count: jax.Array) -> jax.Array:
@@ -198,7 +199,7 @@ def lr_find(
             st, avg, best, stopped = carry
 
             def live(st: TrainState) -> tuple[TrainState, jax.Array]:
-                batch = sample_batch(jax.random.fold_in(key, i), x, y, batch_size)
+                batch = sample_batch(jax.random.fold_in(key, i), arrays, batch_size)
                 new, m = train_step(st, batch, loss_fn=loss)
                 return new, m["loss"].astype(jnp.float32)
 

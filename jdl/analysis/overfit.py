@@ -36,7 +36,7 @@ import numpy as np
 import optax
 
 from jdl import losses as losses_lib
-from jdl.analysis._layers import apply_model, batch_xy
+from jdl.analysis._layers import apply_model, batch_extras, batch_xy
 from jdl.analysis.flow import gradient_flow
 from jdl.analysis.scanning import initial_state, scan_fit
 from jdl.train import TrainState, as_optimizer
@@ -125,7 +125,8 @@ def overfit_check(
 
     Args:
       model: any ``flax.linen`` module taking ``(x, *, train)``.
-      batch: a dict with ``"x"`` and ``"y"`` holding a handful of examples (3-10).
+      batch: a dict with ``"x"`` and ``"y"`` (and ``"lengths"`` for a model that takes them)
+        holding a handful of examples (3-10).
       loss: a jdl loss name or function.
       optimizer: an optax transformation or a ``(name, learning_rate)`` pair (see
         :func:`jdl.train.as_optimizer`); default Adam with learning rate 1e-2.
@@ -149,10 +150,11 @@ def overfit_check(
       True
     """
     x, y = batch_xy(batch)
+    extras = batch_extras(model, batch)
     tx = as_optimizer(optimizer) if optimizer is not None else optax.adam(1e-2)
     run = scan_fit(
         model,
-        {"x": x, "y": y},
+        {"x": x, "y": y, **extras},
         loss,
         optimizer=tx,
         steps=steps,
@@ -169,7 +171,7 @@ def overfit_check(
 
     @jax.jit
     def outputs(v: dict[str, Any]) -> jax.Array:
-        return apply_model(state.model, v, x, train=False)[0]
+        return apply_model(state.model, v, x, train=False, extras=extras)[0]
 
     first_vars = initial_state(model, optax.identity(), x, seed, variables).variables
     out0 = np.asarray(outputs(first_vars))
@@ -194,7 +196,8 @@ def overfit_check(
 
     hints: list[str] = []
     if not passed:
-        hints = _hints(name, loss, out0, y, losses, initial, final, classes, state, x)
+        arrays = {"x": x, "y": y, **extras}
+        hints = _hints(name, loss, out0, y, losses, initial, final, classes, state, arrays)
     if init_ok is False:
         hints.append(
             f"the loss at initialisation is {initial:.3g}, far from the expected "
@@ -225,7 +228,7 @@ def _hints(
     final: float,
     classes: bool,
     state: TrainState,
-    x: jax.Array,
+    arrays: dict[str, jax.Array],
 ) -> list[str]:
     hints = []
     if name in ("cross_entropy", "binary_cross_entropy"):
@@ -268,7 +271,7 @@ def _hints(
         )
     try:
         report = gradient_flow(
-            state.model, state.variables, {"x": x, "y": y}, losses_lib.get(loss), train=False
+            state.model, state.variables, arrays, losses_lib.get(loss), train=False
         )
     except Exception:  # pragma: no cover - diagnostics must never hide the result
         report = None

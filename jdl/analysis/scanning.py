@@ -26,6 +26,7 @@ from jdl.analysis._layers import apply_model
 from jdl.data import ArraySource, as_source
 from jdl.data import as_arrays as source_arrays
 from jdl.train import TrainState, as_optimizer, create_state, state_from_variables, train_step
+from jdl.train.state import MODEL_INPUTS
 
 __all__ = ["ScanRun", "scan_fit"]
 
@@ -51,26 +52,26 @@ class ScanRun:
         return self.state.variables
 
 
-def _as_arrays(data: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` from a dict of arrays, an ``(x, y)`` pair or a random-access source."""
+def _as_arrays(data: Any) -> dict[str, np.ndarray]:
+    """``{"x", "y"}`` -- plus the model inputs a batch may carry (``"lengths"``) -- from a
+    dict of arrays, an ``(x, y)`` pair or a random-access source."""
     if isinstance(data, Mapping):
         if "x" not in data or "y" not in data:
             raise KeyError(f'data must have "x" and "y"; found {sorted(data)}.')
-        return np.asarray(data["x"]), np.asarray(data["y"])
-    source = as_source(data, "data")  # an (x, y) pair: checked by jdl.data.from_arrays
-    if isinstance(source, ArraySource):
-        return source.x, source.y
-    arrays = source_arrays(source)
-    return arrays["x"], arrays["y"]
+        arrays = data
+    else:
+        source = as_source(data, "data")  # an (x, y) pair: checked by jdl.data.from_arrays
+        arrays = source.arrays if isinstance(source, ArraySource) else source_arrays(source)
+    return {k: np.asarray(arrays[k]) for k in ("x", "y", *MODEL_INPUTS) if k in arrays}
 
 
-def sample_batch(key: jax.Array, x: jax.Array, y: jax.Array, batch_size: int | None) -> dict:
-    """A random minibatch (without replacement) or, for ``None``/``>= len(x)``, everything."""
-    n = x.shape[0]
+def sample_batch(key: jax.Array, arrays: Mapping[str, jax.Array], batch_size: int | None) -> dict:
+    """A random minibatch of every array (without replacement), or for ``None``/``>= n`` all."""
+    n = arrays["x"].shape[0]
     if batch_size is None or batch_size >= n:
-        return {"x": x, "y": y}
+        return dict(arrays)
     idx = jax.random.permutation(key, n)[:batch_size]
-    return {"x": x[idx], "y": y[idx]}
+    return {k: v[idx] for k, v in arrays.items()}
 
 
 def scan_fit(
@@ -89,7 +90,8 @@ def scan_fit(
 
     Args:
       model: any ``flax.linen`` module taking ``(x, *, train)``.
-      data: ``{"x": ..., "y": ...}`` arrays, an ``(x, y)`` pair, or a data source.
+      data: ``{"x": ..., "y": ...}`` arrays (plus ``"lengths"`` for a model that takes
+        them), an ``(x, y)`` pair, or a data source.
       loss: a jdl loss name or function.
       optimizer: an optax transformation or a ``(name, learning_rate)`` pair (see
         :func:`jdl.train.as_optimizer`).
@@ -113,10 +115,14 @@ def scan_fit(
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}.")
-    x, y = (jnp.asarray(a) for a in _as_arrays(data))
+    arrays = {k: jnp.asarray(v) for k, v in _as_arrays(data).items()}
+    x, y = arrays["x"], arrays["y"]
+    extras = {k: v for k, v in arrays.items() if k not in ("x", "y")}
     state = initial_state(model, as_optimizer(optimizer), x, seed, variables)
-    state, losses = _run(state, x, y, loss, steps, batch_size, seed)
-    return ScanRun(np.asarray(losses), state, evaluate_arrays(state, x, y, loss, metrics))
+    state, losses = _run(state, arrays, loss, steps, batch_size, seed)
+    return ScanRun(
+        np.asarray(losses), state, evaluate_arrays(state, x, y, loss, metrics, extras=extras)
+    )
 
 
 def initial_state(
@@ -135,8 +141,7 @@ def initial_state(
 @functools.partial(jax.jit, static_argnames=("loss", "steps", "batch_size"))
 def _run(
     state: TrainState,
-    x: jax.Array,
-    y: jax.Array,
+    arrays: dict[str, jax.Array],
     loss: str | Callable,
     steps: int,
     batch_size: int | None,
@@ -145,7 +150,7 @@ def _run(
     key = jax.random.key(seed + 1)
 
     def body(st: TrainState, i: jax.Array) -> tuple[TrainState, jax.Array]:
-        batch = sample_batch(jax.random.fold_in(key, i), x, y, batch_size)
+        batch = sample_batch(jax.random.fold_in(key, i), arrays, batch_size)
         st, m = train_step(st, batch, loss_fn=loss)
         return st, m["loss"]
 
@@ -158,13 +163,18 @@ def evaluate_arrays(
     y: jax.Array,
     loss: str | Callable,
     metrics: Sequence[str] = ("accuracy",),
+    *,
+    extras: Mapping[str, jax.Array] | None = None,
 ) -> dict[str, float]:
-    """Loss and metrics of ``state`` on arrays, evaluation mode, one compiled call."""
+    """Loss and metrics of ``state`` on arrays, evaluation mode, one compiled call.
+
+    ``extras`` are the other model inputs of the batch (``{"lengths": ...}``).
+    """
     from jdl import losses as losses_lib
 
     @jax.jit
     def run(v: dict[str, Any]) -> dict[str, jax.Array]:
-        out, _ = apply_model(state.model, v, x, train=False)
+        out, _ = apply_model(state.model, v, x, train=False, extras=extras)
         res = {"loss": losses_lib.get(loss)(out, y)}
         for name in metrics:
             res[name] = metrics_lib.get(name)(out, y)

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdl.analysis._layers import (
+    batch_extras,
     batch_xy,
     discover_layers,
     instrumented_pass,
@@ -131,8 +132,8 @@ def signal_propagation(
     Args:
       model: any ``flax.linen`` module (a residual or a plain network).
       variables: ``{"params": ...}`` (plus ``"batch_stats"``), a ``TrainState`` or ``History``.
-      x: an input batch (array or a dict with ``"x"``); a random N(0, 1) batch is the
-        classic choice.
+      x: an input batch (array or a dict with ``"x"``, and ``"lengths"`` for a model that
+        takes them); a random N(0, 1) batch is the classic choice.
       points: ``"auto"`` (see the module docstring); ``("outputs", [paths])`` to measure
         the outputs of the given modules; ``("inputs", [paths])`` for their inputs.
       train: training mode (BatchNorm on batch statistics).
@@ -154,8 +155,9 @@ def signal_propagation(
       (9, True)
     """
     variables = _as_variables(variables)
+    extras = batch_extras(model, x)
     x, _ = batch_xy(x, need_y=False)
-    layers = discover_layers(model, variables, x, train=train)
+    layers = discover_layers(model, variables, x, train=train, extras=extras)
     if points == "auto":
         blocks = sorted(_blocks(variables["params"]), key=natural_key)
         order = {layer.name.split("/")[0]: i for i, layer in reversed(list(enumerate(layers)))}
@@ -184,9 +186,11 @@ def signal_propagation(
         raise ValueError("No measurement points: the model has fewer than two weighted layers.")
 
     @jax.jit
-    def run(v: Mapping[str, Any], xx: jax.Array) -> list[tuple[jax.Array, jax.Array, jax.Array]]:
+    def run(
+        v: Mapping[str, Any], xx: jax.Array, ee: Mapping[str, jax.Array]
+    ) -> list[tuple[jax.Array, jax.Array, jax.Array]]:
         res = instrumented_pass(
-            model, v, xx, None, None, names, train=train, rng=jax.random.key(seed)
+            model, v, xx, None, None, names, train=train, rng=jax.random.key(seed), extras=ee
         )
         ins, outs = res["inputs"], res["acts"]
         stats = []
@@ -203,6 +207,6 @@ def signal_propagation(
             prev = h
         return stats
 
-    stats = jax.device_get(run(variables, x))
+    stats = jax.device_get(run(variables, x, extras))
     arr = np.asarray(stats, dtype=np.float64).reshape(len(names), 3)
     return SignalPropagation(list(names), arr[:, 0], arr[:, 1], arr[:, 2])

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jdl._core.checks import is_int
@@ -60,7 +61,10 @@ def check_param_dim(
 
 
 def check_rate(name: str, rate: float) -> None:
-    """Check that a dropout rate lies in [0, 1)."""
+    """Check that a dropout rate lies in [0, 1) (a JAX array -- a rate traced by
+    ``jdl.train.sweep`` -- is accepted unchecked)."""
+    if isinstance(rate, jax.Array):
+        return
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"{name} must be a dropout rate in [0, 1), got {rate!r}")
 

@@ -29,6 +29,46 @@ def pad(p: int) -> tuple[tuple[int, int], tuple[int, int]]:
     return ((p, p), (p, p))
 
 
+def uses_dropout(rate: Any) -> bool:
+    """Whether a model builds its Dropout layers: a rate above 0, or any JAX array (a rate
+    traced by ``jdl.train.sweep``, which may be 0 for some configurations and not others)."""
+    return isinstance(rate, jax.Array) or rate > 0
+
+
+class Dropout(nn.Module):
+    """Flax's ``Dropout`` (same RNG stream, same mask, same output) with a traceable rate.
+
+    ``flax.linen.Dropout`` tests ``rate == 0.0`` in Python, so a rate swept by
+    :func:`jdl.train.sweep` cannot reach it; this layer reads a JAX-array rate inside the
+    computation instead (a rate of 0 keeps every unit, 1 zeroes them all, with zero
+    gradients). Named ``Dropout_i`` like Flax's, so its ``"dropout"`` keys are the same.
+    """
+
+    rate: Any
+    broadcast_dims: Sequence[int] = ()
+    deterministic: bool | None = None
+    rng_collection: str = "dropout"
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array, deterministic: bool | None = None) -> jax.Array:
+        """Zero each unit with probability ``rate`` and scale the rest by ``1 / (1 - rate)``."""
+        deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
+        traced = isinstance(self.rate, jax.Array)
+        if deterministic or (not traced and self.rate == 0.0):
+            return inputs
+        if not traced and self.rate == 1.0:
+            return jnp.zeros_like(inputs)
+        keep = 1.0 - self.rate
+        shape = list(inputs.shape)
+        for dim in self.broadcast_dims:
+            shape[dim] = 1
+        mask = jax.random.bernoulli(self.make_rng(self.rng_collection), p=keep, shape=shape)
+        mask = jnp.broadcast_to(mask, inputs.shape)
+        if traced:  # keep == 0 drops everything; divide by 1 there so gradients stay finite
+            keep = jnp.where(keep > 0, keep, 1.0)
+        return jax.lax.select(mask, inputs / keep, jnp.zeros_like(inputs))
+
+
 #: How BatchNorm may update its running variance (the models' ``bn_running_var``).
 RUNNING_VAR = ("biased", "unbiased")
 

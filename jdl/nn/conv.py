@@ -19,7 +19,7 @@ from jdl.nn._checks import (
     rank_error,
     to_dtype,
 )
-from jdl.nn._layers import batch_norm
+from jdl.nn._layers import Dropout, batch_norm, uses_dropout
 from jdl.nn.activations import get_activation
 from jdl.nn.init import get_initializer
 
@@ -281,8 +281,8 @@ def dense_head(
 ) -> jax.Array:
     """``[Dropout -> Dense_i -> act]`` per width, then ``Dropout -> head`` (inside ``module``)."""
     for i, width in enumerate(widths):
-        if module.dropout > 0:
-            h = nn.Dropout(module.dropout, deterministic=not train)(h)
+        if uses_dropout(module.dropout):
+            h = Dropout(module.dropout, deterministic=not train)(h)
         h = nn.Dense(
             width,
             kernel_init=kinit,
@@ -292,8 +292,8 @@ def dense_head(
             name=f"Dense_{i}",
         )(h)
         h = act(h)
-    if module.dropout > 0:
-        h = nn.Dropout(module.dropout, deterministic=not train)(h)
+    if uses_dropout(module.dropout):
+        h = Dropout(module.dropout, deterministic=not train)(h)
     out = nn.Dense(
         module.num_outputs,
         kernel_init=kinit,

@@ -18,7 +18,7 @@ from jdl.nn._checks import (
     rank_error,
     to_dtype,
 )
-from jdl.nn._layers import batch_norm
+from jdl.nn._layers import Dropout, batch_norm, uses_dropout
 from jdl.nn.activations import get_activation
 from jdl.nn.init import get_initializer
 
@@ -173,8 +173,8 @@ class MLP(nn.Module):
                 if self.batch_norm:
                     y = batch_norm(self, train=train, name=f"BatchNorm_{i}")(y)
                 y = act(y)
-                if self.dropout > 0:
-                    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+                if uses_dropout(self.dropout):
+                    y = Dropout(self.dropout, deterministic=not train)(y)
                 h = h + y if self.residual and i > 0 and h.shape[-1] == width else y
         out = nn.Dense(self.num_outputs, name=self.head_name, **dense)(h)
         return get_activation(self.output_activation)(out)
@@ -188,8 +188,8 @@ class MLP(nn.Module):
             if self.batch_norm:
                 z = batch_norm(self, train=train, name=f"BatchNorm_{i}")(z)
             a = act(z)
-            if self.dropout > 0:
-                a = nn.Dropout(self.dropout, deterministic=not train)(a)
+            if uses_dropout(self.dropout):
+                a = Dropout(self.dropout, deterministic=not train)(a)
             return a
 
         if not self.widths:

@@ -17,6 +17,7 @@ from jdl.nn._checks import (
     rank_error,
     to_dtype,
 )
+from jdl.nn._layers import Dropout, uses_dropout
 from jdl.nn.activations import get_activation
 from jdl.nn.init import get_initializer
 
@@ -173,8 +174,8 @@ class RNNClassifier(nn.Module):
         carry_dtype = self.dtype or jnp.result_type(h.dtype, self.param_dtype)
         final = None
         for layer in range(self.num_layers):
-            if layer > 0 and self.dropout > 0:
-                h = nn.Dropout(self.dropout, deterministic=not train)(h)
+            if layer > 0 and uses_dropout(self.dropout):
+                h = Dropout(self.dropout, deterministic=not train)(h)
             zeros = jnp.zeros((batch, self.hidden_size), carry_dtype)
             carry0 = (zeros, zeros) if cell_name == "lstm" else zeros  # an LSTM carries (c, h)
             if self.bidirectional:
@@ -197,8 +198,8 @@ class RNNClassifier(nn.Module):
                 valid = jnp.arange(time)[None, :] < lengths[:, None]
                 h = jnp.where(valid[..., None], h, jnp.zeros((), h.dtype))
             final = h.reshape(batch, -1)
-        if self.dropout > 0:
-            final = nn.Dropout(self.dropout, deterministic=not train)(final)
+        if uses_dropout(self.dropout):
+            final = Dropout(self.dropout, deterministic=not train)(final)
         out = nn.Dense(
             self.num_outputs,
             kernel_init=get_initializer(self.kernel_init),

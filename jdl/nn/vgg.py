@@ -16,7 +16,7 @@ from jdl.nn._checks import (
     check_rate,
     is_int,
 )
-from jdl.nn._layers import batch_norm, image_batch, pad
+from jdl.nn._layers import Dropout, batch_norm, image_batch, pad, uses_dropout
 from jdl.nn.activations import get_activation
 from jdl.nn.init import get_initializer
 
@@ -256,8 +256,8 @@ class VGG(nn.Module):
         )
         for i, width in enumerate(self.classifier):
             h = act(nn.Dense(width, name=f"fc{i + 1}", **dense)(h))
-            if self.dropout > 0:
-                h = nn.Dropout(self.dropout, deterministic=not train)(h)
+            if uses_dropout(self.dropout):
+                h = Dropout(self.dropout, deterministic=not train)(h)
         out = nn.Dense(self.num_outputs, name=self.head_name, **dense)(h)
         return get_activation(self.output_activation)(out)
 

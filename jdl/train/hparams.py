@@ -13,8 +13,11 @@ configuration sees its own element. Where it goes is read from its name:
   optimiser is called as ``optimizer(learning_rate, **hyper_parameters)``.
 
 Code that needs a Python number -- an ``if rate > 0:``, a range check, a layer that is
-only built when a rate is non-zero (jdl's models and ``flax.linen.Dropout`` do this with
-their dropout rate) -- cannot take a traced value. :meth:`Hyper.check` traces one
+only built when a rate is non-zero (``flax.linen.Dropout`` tests ``rate == 0.0``) --
+cannot take a traced value. jdl's own code takes one wherever it is arithmetic: the
+models' dropout rate (their Dropout layer reads it inside the computation), the named
+optimisers' ``weight_decay``/``coupled_weight_decay`` and the loss's ``label_smoothing``
+(range checks apply to Python numbers only). :meth:`Hyper.check` traces one
 training step before the sweep starts and, if that fails, names the hyper-parameter and
 points to :func:`jdl.train.search`, which trains one run per value and can set anything.
 """

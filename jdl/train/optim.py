@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
 import optax
 
+from jdl._core.checks import is_number
 from jdl.losses import kernel_mask
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "as_optimizer", "learning_rate", "make_schedule", "optimizer"]
@@ -127,6 +129,8 @@ def optimizer(
             ``coupled_weight_decay * w`` is added to the gradient *before* the optimiser
             (what ``torch.optim.Adam(weight_decay=...)`` does), kernels only. Under an
             adaptive optimiser this decays large-gradient weights less than decoupled decay.
+            Either decay may be a JAX array, as when ``jdl.train.sweep(params=
+            {"weight_decay": [...]})`` traces it; its sign is then not checked.
         total_steps, warmup_steps, boundaries, decay: forwarded to the schedule.
         **kwargs: forwarded to the optax optimiser (e.g. ``b1``, ``momentum``).
 
@@ -157,7 +161,9 @@ def optimizer(
         ("weight_decay", weight_decay),
         ("coupled_weight_decay", coupled_weight_decay),
     ):
-        if value is not None and not (isinstance(value, int | float) and value >= 0):
+        if value is None or isinstance(value, jax.Array):  # traced by sweep: unchecked
+            continue
+        if not (is_number(value) and value >= 0):
             raise ValueError(f"{label} must be a non-negative number; got {value!r}.")
     base = optax.inject_hyperparams(_with_decay(OPTIMIZERS[name], name, weight_decay, kwargs))(
         learning_rate=learning_rate
@@ -167,10 +173,15 @@ def optimizer(
         if clip <= 0:
             raise ValueError(f"clip must be a positive gradient norm; got {clip}.")
         parts.append(optax.clip_by_global_norm(clip))
-    if coupled_weight_decay:
+    if _acts(coupled_weight_decay):
         parts.append(optax.add_decayed_weights(coupled_weight_decay, mask=kernel_mask))
     parts.append(base)
     return optax.chain(*parts) if len(parts) > 1 else base
+
+
+def _acts(decay: Any) -> bool:
+    """Whether a decay is applied: a non-zero number, or any JAX array (maybe traced)."""
+    return isinstance(decay, jax.Array) or (decay is not None and decay != 0)
 
 
 def _with_decay(
@@ -185,7 +196,7 @@ def _with_decay(
     followed by ``-weight_decay * w`` and ``scale(learning_rate)``, the update is
     ``-learning_rate * (direction + weight_decay * w)`` -- ``optax.adamw``'s form.
     """
-    if not weight_decay:
+    if not _acts(weight_decay):
         return lambda learning_rate: factory(learning_rate, **kwargs)
     if name == "adamw":
         return lambda learning_rate: factory(

@@ -2,8 +2,8 @@
 
 :func:`jdl.train.sweep` trains K configurations in one vmapped program, which needs every
 configuration to have the same shapes. Width, depth, batch size, the activation, a
-dropout rate that a model only reads as a Python number: each of these changes the
-program, so :func:`search` builds one model per configuration and trains it with its own
+rate that a model reads as a Python number (``flax.linen.Dropout``'s): each of these
+changes the program, so :func:`search` builds one model per configuration and trains it with its own
 :func:`jdl.fit`. It returns the same :class:`jdl.train.SweepResult` as ``sweep``, so
 ``table()``, ``plot()`` and ``best()`` read the same.
 """

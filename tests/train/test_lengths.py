@@ -45,3 +45,16 @@ def test_lengths_for_a_model_that_takes_none_is_refused():
     data = [{"x": e["x"].reshape(-1), "y": e["y"], "lengths": e["lengths"]} for e in _padded(0.0)]
     with pytest.raises(ValueError, match="'lengths'.*MLP.*takes no `lengths`"):
         jdl.fit(MLP(widths=(4,), num_outputs=2), data, optimizer=optax.sgd(0.1), steps=1, **KW)
+
+
+def test_sweep_never_reads_the_padding():
+    model = RNNClassifier(num_outputs=2, cell="gru", hidden_size=5)
+    kw = dict(batch_size=8, loss="cross_entropy", verbose=0, shuffle=False, steps=6)
+    kw.update(optimizer="adam", learning_rates=[1e-2, 3e-2])
+    a = jdl.train.sweep(model, _padded(0.0), **kw)
+    b = jdl.train.sweep(model, _padded(100.0), **kw)
+    for ha, hb in zip(a.histories, b.histories, strict=True):
+        np.testing.assert_allclose(ha.metrics["loss"], hb.metrics["loss"], rtol=1e-5)
+    unlengthed = [{"x": e["x"], "y": e["y"]} for e in _padded(100.0)]
+    c = jdl.train.sweep(model, unlengthed, **kw)
+    assert not np.allclose(c.histories[0].metrics["loss"], a.histories[0].metrics["loss"])

@@ -64,27 +64,54 @@ def test_named_optimiser_hyper_parameters_form_a_product_with_learning_rates(tra
     assert len({round(float(v), 6) for v in result.final("loss")}) == 4
 
 
-def smoothed_ce(logits, labels, *, label_smoothing=0.0, where=None):
-    """Cross-entropy against smoothed one-hot targets, written with traceable arithmetic."""
-    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
-    return jdl.losses.cross_entropy(logits, targets, where=where)
-
-
-def test_a_keyword_of_the_loss_is_swept_in_training_and_evaluation(train_source, val_source):
+@pytest.mark.parametrize("loss", ["cross_entropy", "ce"])
+def test_a_keyword_of_the_loss_is_swept_in_training_and_evaluation(train_source, val_source, loss):
     values = [0.0, 0.2]
     result = jdl.train.sweep(
-        TinyMLP(), train_source, loss=smoothed_ce, optimizer=("adam", 0.01),
+        TinyMLP(), train_source, loss=loss, optimizer=("adam", 0.01),
         params={"label_smoothing": values}, epochs=2, validation=val_source,
         metrics=("accuracy",), batch_size=32, verbose=0,
     )  # fmt: skip
     for value, history in zip(values, result.histories, strict=True):
         alone = jdl.fit(
-            TinyMLP(), train_source, loss=functools.partial(smoothed_ce, label_smoothing=value),
+            TinyMLP(), train_source,
+            loss=functools.partial(jdl.losses.cross_entropy, label_smoothing=value),
             optimizer=("adam", 0.01), epochs=2, validation=val_source, metrics=("accuracy",),
             batch_size=32, verbose=0,
         )  # fmt: skip
         _assert_same_run(history, alone)
     assert result.final("val_loss")[1] > result.final("val_loss")[0]  # smoothing costs loss
+
+
+@pytest.mark.parametrize("decay", ["weight_decay", "coupled_weight_decay"])
+def test_a_named_optimisers_weight_decay_is_swept(train_source, decay):
+    values = [0.0, 0.5]
+    result = jdl.train.sweep(
+        TinyMLP(), train_source, optimizer="adam", learning_rates=[0.02],
+        params={decay: values}, steps=12, **KW,
+    )  # fmt: skip
+    for value, history in zip(values, result.histories, strict=True):
+        tx = jdl.train.optimizer("adam", 0.02, **{decay: value})
+        _assert_same_run(history, jdl.fit(TinyMLP(), train_source, optimizer=tx, steps=12, **KW))
+    norms = [float(jdl.losses.l2(h.variables["params"])) for h in result.histories]
+    assert norms[1] < 0.95 * norms[0], norms  # the decay acted
+
+
+def test_a_dropout_rate_is_swept_and_equals_one_fit_per_rate(train_source, val_source):
+    rates = [0.0, 0.3, 0.6]
+    model = jdl.nn.MLP(widths=(16,), num_outputs=3, dropout=0.1)
+    result = jdl.train.sweep(
+        model, train_source, optimizer="adam", learning_rates=[0.01],
+        params={"dropout": rates}, epochs=2, validation=val_source, **KW,
+    )  # fmt: skip
+    for rate, history in zip(rates, result.histories, strict=True):
+        alone = jdl.fit(
+            model.clone(dropout=rate), train_source, optimizer=("adam", 0.01), epochs=2,
+            validation=val_source, **KW,
+        )  # fmt: skip
+        _assert_same_run(history, alone)
+    losses = result.final("loss")
+    assert losses[0] < losses[1] < losses[2], losses  # more dropout, noisier training loss
 
 
 class ScaledLogits(nn.Module):
@@ -118,9 +145,6 @@ def test_a_model_field_is_swept_and_each_state_holds_its_model(train_source, cap
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        # jdl's models check the rate and build Dropout only when it is > 0, and flax's
-        # Dropout tests `rate == 0.0` in Python: a dropout rate needs one run per value.
-        ({"dropout": [0.0, 0.3]}, r"cannot trace 'dropout' \(a field of MLP\).*jdl\.train\.search"),
         ({"widths": [(4,), (8,)]}, r"numbers only.*jdl\.train\.search"),
         ({"batch_size": [16, 32]}, r"changes the shape.*jdl\.train\.search"),
         ({"learning_rate": [0.1]}, r"learning_rates="),
