@@ -19,7 +19,12 @@ from jdl.data.arrays import ArraySource, as_source, from_arrays
 from jdl.data.augment import gaussian_noise, random_crop, random_flip
 from jdl.data.cache import resolve_data_dir
 from jdl.data.coffee import coffee_demand
-from jdl.data.errors import DatasetNotPreparedError, UnknownDatasetError, UnknownSplitError
+from jdl.data.errors import (
+    DatasetNotPreparedError,
+    RemoteCodeError,
+    UnknownDatasetError,
+    UnknownSplitError,
+)
 from jdl.data.info import DatasetInfo, dataset_info
 from jdl.data.pipeline import batches, epoch_order
 from jdl.data.prepare import BUNDLED
@@ -30,6 +35,7 @@ __all__ = [
     "BUNDLED",
     "DatasetInfo",
     "DatasetNotPreparedError",
+    "RemoteCodeError",
     "SupervisedSource",
     "UnknownDatasetError",
     "UnknownSplitError",

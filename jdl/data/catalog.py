@@ -1,14 +1,29 @@
-"""Access to datasets of the TFDS catalog (``"mnist"``, ``"cifar10"``, ...)."""
+"""Access to datasets of the TFDS catalog (``"mnist"``, ``"cifar10"``, ...).
+
+Names without a namespace are datasets whose builder code ships with TFDS itself. A name
+with a namespace (``"huggingface:mnist"``, ``"kaggle:..."``, any TFDS community namespace)
+makes TFDS fetch builder code from elsewhere and run it (for ``huggingface:``, through the
+Hugging Face ``datasets`` library, which also talks to the Hub): jdl refuses those unless
+the caller passes ``allow_remote_code=True``, and checks this before TFDS is asked anything.
+Without ``download=True`` nothing touches the network: a namespaced dataset is then looked up
+only among files already prepared in ``data_dir``, without its builder code (TFDS 4.9 cannot
+find namespaced datasets that way, so it is reported as not prepared; ``download=True`` reuses
+prepared data but lets TFDS reach the network for the builder).
+"""
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 
 import tensorflow_datasets as tfds
 
-from jdl.data.errors import UnknownDatasetError
+from jdl.data.errors import DatasetNotPreparedError, RemoteCodeError, UnknownDatasetError
 from jdl.data.prepare import BUNDLED
+
+# A TFDS version right after the dataset name ("cifar10:3.0.2", "mnist:3.*.*") is no namespace.
+_VERSION = re.compile(r"^(\d+|\*)(\.(\d+|\*)){2}$")
 
 
 def _check_name(name: object) -> str:
@@ -46,27 +61,84 @@ def _unknown_message(name: str) -> str:
     )
 
 
+def _namespace(name: str) -> str | None:
+    """The TFDS namespace of ``name`` (``"huggingface"`` in ``"huggingface:mnist/c:1.0.0"``)."""
+    head = name.split("/", 1)[0]
+    namespace, sep, rest = head.partition(":")
+    if not sep or _VERSION.match(rest):
+        return None
+    return namespace
+
+
+def _check_remote_code(name: str, allow_remote_code: bool) -> str | None:
+    """The namespace of ``name``; refuses a namespaced name unless ``allow_remote_code``.
+
+    Raises:
+        RemoteCodeError: ``name`` has a namespace and ``allow_remote_code`` is false.
+    """
+    namespace = _namespace(name)
+    if namespace is not None and not allow_remote_code:
+        via = " (through the Hugging Face `datasets` library)" if namespace == "huggingface" else ""
+        raise RemoteCodeError(
+            f"Dataset {name!r} is in the TFDS namespace {namespace!r}: TFDS would fetch its "
+            f"builder code from outside TFDS{via} and run it. jdl does that only on request: "
+            "pass allow_remote_code=True if you trust the source (with download=True to fetch "
+            "the data too). Datasets without a namespace ('mnist', 'cifar10') ship their code "
+            "with TFDS and need no such permission."
+        )
+    return namespace
+
+
+def _not_prepared(name: str, where: str, hint: str) -> DatasetNotPreparedError:
+    return DatasetNotPreparedError(
+        f"TFDS dataset {name!r} is not prepared locally in {where}, and jdl does not touch the "
+        "network without download=True. Prepare it once on a machine with network access: "
+        f"{hint}; or point data_dir at a directory that already holds it (array_record files)."
+    )
+
+
 def _catalog_builder(
-    name: str, data_dir: str | os.PathLike[str] | None = None
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = False,
+    allow_remote_code: bool = False,
 ) -> tfds.core.DatasetBuilder:
     """Returns the TFDS builder of a catalog dataset, set up to read ``array_record`` files.
 
-    Nothing is downloaded or generated here.
+    Nothing is downloaded or generated here. A namespaced name (see the module docstring)
+    needs ``allow_remote_code``; without ``download`` it is read from prepared files only.
 
     Args:
         name: A TFDS name, optionally with config and version (``"mnist"``,
             ``"cifar10:3.0.2"``).
         data_dir: TFDS data directory, or ``None`` for TFDS' default (``$TFDS_DATA_DIR``,
             else ``~/tensorflow_datasets``).
+        download: Whether the caller will let TFDS download (a namespaced builder may then
+            be fetched and run).
+        allow_remote_code: Allow namespaced names, whose builder code TFDS fetches.
 
     Returns:
         The builder.
 
     Raises:
         UnknownDatasetError: If TFDS has no dataset called ``name``.
+        RemoteCodeError: A namespaced name without ``allow_remote_code``.
+        DatasetNotPreparedError: A namespaced dataset without ``download`` whose files are
+            not prepared in ``data_dir``.
     """
     _check_name(name)
+    namespace = _check_remote_code(name, allow_remote_code)
     kwargs = {} if data_dir is None else {"data_dir": os.fspath(data_dir)}
+    if namespace is not None and not download:
+        from tensorflow_datasets.core import read_only_builder
+
+        try:  # the prepared files only: no builder code, no network
+            return read_only_builder.builder_from_files(name, **kwargs)
+        except tfds.core.DatasetNotFoundError:
+            where = kwargs.get("data_dir", "TFDS' default data directory")
+            hint = f"jdl.data.load({name!r}, data_dir=..., download=True, allow_remote_code=True)"
+            raise _not_prepared(name, where, hint) from None
     try:
         return tfds.builder(name, file_format="array_record", **kwargs)
     except tfds.core.DatasetNotFoundError:

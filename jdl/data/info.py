@@ -117,7 +117,9 @@ def summarize(builder: tfds.core.DatasetBuilder, name: str, *, bundled: bool) ->
     )
 
 
-def dataset_info(name: str, data_dir: str | os.PathLike[str] | None = None) -> DatasetInfo:
+def dataset_info(
+    name: str, data_dir: str | os.PathLike[str] | None = None, *, allow_remote_code: bool = False
+) -> DatasetInfo:
     """Describes a dataset: split sizes, ``x``/``y`` shapes and dtypes, number of classes.
 
     For a bundled dataset this prepares it first if needed (a few seconds at most, once),
@@ -127,6 +129,8 @@ def dataset_info(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
     Args:
         name: A bundled name (see :data:`jdl.data.BUNDLED`) or a TFDS catalog name.
         data_dir: As in :func:`jdl.data.load`.
+        allow_remote_code: As in :func:`jdl.data.load`: allow a namespaced TFDS name,
+            which is then described from its prepared files only (nothing is fetched).
 
     Returns:
         A :class:`DatasetInfo`.
@@ -135,6 +139,8 @@ def dataset_info(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
         UnknownDatasetError: If ``name`` is neither bundled nor in the TFDS catalog.
         TypeError: If ``name`` is not a string.
         ValueError: If a catalog dataset has no (input, target) supervised keys.
+        RemoteCodeError: A namespaced TFDS name without ``allow_remote_code``.
+        DatasetNotPreparedError: A namespaced TFDS dataset not prepared in ``data_dir``.
 
     Example:
         >>> info = dataset_info("iris")
@@ -144,4 +150,5 @@ def dataset_info(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
     _check_name(name)
     if name in BUNDLED:
         return summarize(_prepare(name, data_dir), name, bundled=True)
-    return summarize(_catalog_builder(name, data_dir), name, bundled=False)
+    builder = _catalog_builder(name, data_dir, allow_remote_code=allow_remote_code)
+    return summarize(builder, name, bundled=False)

@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jdl.data._access import check_index, check_indices, check_source, read_batch, read_examples
-from jdl.data.catalog import _catalog_builder, _check_name, _supervised_keys
-from jdl.data.errors import DatasetNotPreparedError, UnknownSplitError
+from jdl.data.catalog import _catalog_builder, _check_name, _not_prepared, _supervised_keys
+from jdl.data.errors import UnknownSplitError
 from jdl.data.info import DatasetInfo, summarize
 from jdl.data.prepare import BUNDLED, _is_prepared, _prepare
 from jdl.data.stacking import _stack_examples, empty_batch
@@ -173,6 +173,7 @@ def load(
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = False,
     in_memory: bool | None = None,
+    allow_remote_code: bool = False,
 ) -> SupervisedSource:
     """Loads one split of a dataset as a random-access source of ``{"x", "y"}`` examples.
 
@@ -196,11 +197,17 @@ def load(
             else ``~/tensorflow_datasets``).
         download: Catalog datasets only: if their data is not prepared, let TFDS
             download and prepare it in ``array_record`` format (needs network access;
-            some datasets also need TensorFlow to prepare). Ignored for bundled datasets,
-            which never need the network.
+            some datasets also need TensorFlow to prepare). With ``download=False`` (the
+            default) nothing touches the network: unprepared data is an error. Ignored for
+            bundled datasets, which never need the network.
         in_memory: Decode the whole split into memory once so that reads are plain
             array indexing (see :class:`SupervisedSource`). Default: ``True`` for the
             bundled datasets (at most a few MB), ``False`` for catalog datasets.
+        allow_remote_code: Allow names in a TFDS namespace (``"huggingface:mnist"``,
+            ``"kaggle:..."``, community namespaces), whose builder code TFDS fetches from
+            outside TFDS and runs; refused by default. Without ``download=True`` such a
+            dataset is only looked up among prepared files, without its code and without
+            the network.
 
     Returns:
         A :class:`SupervisedSource`: ``len(source)``, ``source[i] -> {"x": ..., "y": ...}``
@@ -211,6 +218,8 @@ def load(
         UnknownSplitError: If ``split`` names a split the dataset does not have.
         DatasetNotPreparedError: If a catalog dataset's data is not prepared in
             ``data_dir`` (and ``download`` is false).
+        RemoteCodeError: If ``name`` is in a TFDS namespace and ``allow_remote_code`` is
+            false (checked before TFDS is asked anything).
         TypeError: If ``name`` or ``split`` is not a string.
         ValueError: If a catalog dataset has no (input, target) supervised keys.
 
@@ -226,7 +235,13 @@ def load(
             f"{type(split).__name__}: {split!r}"
         )
     bundled = name in BUNDLED
-    builder = _prepare(name, data_dir) if bundled else _catalog_builder(name, data_dir)
+    builder = (
+        _prepare(name, data_dir)
+        if bundled
+        else _catalog_builder(
+            name, data_dir, download=download, allow_remote_code=allow_remote_code
+        )
+    )
     _supervised_keys(builder)  # Fail early, before touching any data.
     if not bundled and download and not _is_prepared(builder):
         builder.download_and_prepare(
@@ -239,13 +254,11 @@ def load(
         source = builder.as_data_source(split=split)
     except Exception as err:
         if not bundled and not _is_prepared(builder):
-            raise DatasetNotPreparedError(
-                f"TFDS dataset {name!r} is not prepared in {builder.data_dir_root}. Prepare "
-                "it once on a machine with network access: "
+            hint = (
                 f"tfds.builder({name!r}, data_dir=..., file_format='array_record')"
-                ".download_and_prepare(), or call jdl.data.load(..., download=True); or "
-                "point data_dir at a directory that already holds it."
-            ) from err
+                ".download_and_prepare(), or jdl.data.load(..., download=True)"
+            )
+            raise _not_prepared(name, builder.data_dir_root, hint) from err
         raise
     if in_memory is None:
         in_memory = bundled

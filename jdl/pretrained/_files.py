@@ -10,14 +10,15 @@ under the final name.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jdl._core.files import atomic_path
-from jdl.pretrained.errors import WeightFileError
+from jdl._core.files import atomic_path, atomic_write_text
+from jdl.pretrained.errors import ChecksumError, WeightFileError
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl")
 
@@ -129,3 +130,79 @@ def read_torch_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def is_pickle_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` has a pickle-based PyTorch extension."""
     return Path(path).suffix.lower() in PICKLE_SUFFIXES
+
+
+# -- the download cache: bare file names, and full SHA-256s recorded on first use ----------
+
+#: Suffix of the file that holds a cached file's full SHA-256 (trust on first use).
+RECORD_SUFFIX = ".sha256"
+
+
+def check_file_name(name: Any, label: str) -> str:
+    """``name`` if it is a bare file name (no folder, no ``..``, not absolute).
+
+    Raises:
+      ValueError: anything else, naming ``label`` (e.g. ``"HubEntry 'x'"``) and ``name``.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"{label}: the cache file name must be a non-empty bare file name, got {name!r} "
+            "(set filename=, or use a URL whose path ends in a file name)"
+        )
+    if (
+        name in (".", "..")
+        or any(sep in name for sep in ("/", "\\", "\0"))
+        or os.path.isabs(name)
+        or os.path.splitdrive(name)[0]
+        or Path(name).name != name
+    ):
+        raise ValueError(
+            f"{label}: the cache file name must be a bare file name (no folders, no '..', not "
+            f"absolute), got {name!r}; files are written only inside the cache folder"
+        )
+    return name
+
+
+def record_path(path: str | os.PathLike) -> Path:
+    """Where a cached file's full SHA-256 is recorded: ``<file>.sha256`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + RECORD_SUFFIX)
+
+
+def read_record(path: Path, sha256_prefix: str | None) -> str | None:
+    """The full SHA-256 recorded for ``path``; None without a record, or with one that does
+    not start with ``sha256_prefix`` (recorded for an earlier entry with another checksum).
+
+    Raises:
+      ChecksumError: the record is not 64 hex digits.
+    """
+    record = record_path(path)
+    try:
+        words = record.read_text().split()
+    except FileNotFoundError:
+        return None
+    digest = words[0].lower() if words else ""
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ChecksumError(
+            f"{str(record)!r} should hold the SHA-256 recorded when {str(path)!r} was first "
+            f"verified (64 hex digits), found {' '.join(words)[:80]!r}; delete both files to "
+            "download the checkpoint again"
+        )
+    if sha256_prefix is not None and not digest.startswith(sha256_prefix.lower()):
+        return None
+    return digest
+
+
+def write_record(path: Path, digest: str) -> Path:
+    """Record ``digest`` as ``path``'s full SHA-256, atomically (the ``sha256sum`` format)."""
+    return atomic_write_text(record_path(path), f"{digest}  {path.name}\n")
+
+
+def changed_error(path: Path, recorded: str, found: str) -> ChecksumError:
+    """The error for a cached file whose SHA-256 is no longer the one recorded for it."""
+    return ChecksumError(
+        f"{str(path)!r} changed since it was first verified: expected sha256 {recorded} "
+        f"(recorded in {str(record_path(path))!r}), found sha256 {found}. The file was "
+        "modified after download (tampering or disk corruption) and was left in place for "
+        "inspection; delete both files to trust a fresh download."
+    )

@@ -6,12 +6,26 @@ pretrained configs. :func:`download` fetches a file with :mod:`urllib` (``https:
 ``http://`` and ``file://`` URLs, or a local path as ``source``) into a temporary file in the
 cache folder while hashing it, and moves it into place only if the hash matches; on a
 mismatch the temporary file is deleted and :class:`~jdl.pretrained.ChecksumError` says so.
-A cached file is re-hashed before every use, and replaced if it no longer matches.
+A cached file is re-hashed before every use (see below).
 
 Checksums: an entry carries a ``sha256`` (the full 64 hex digits, or, where that is all the
-publisher gives, a prefix of at least 8: torchvision publishes the first 8 hex digits of the
-SHA-256 in each file name and checks only those) or, for Keras applications files, the
-``md5`` Keras publishes and checks. Register your own files with full SHA-256 hashes.
+publisher gives, a prefix of at least 8) or an ``md5``. Two publishers give only weak ones:
+
+- torchvision publishes the first 8 hex digits of each file's SHA-256 (in its file name) and
+  checks only those: 32 bits, enough to catch a truncated or corrupt download, not a file
+  crafted to match;
+- Keras applications publish and check an MD5, which collisions are easy to make for.
+
+For such entries jdl trusts the file on first use: once a download passes the published
+check, its full SHA-256 is recorded atomically in ``<file>.sha256`` beside it (the format of
+``sha256sum``), and every later use re-hashes the cached file, and any later download of it,
+against that full hash, raising :class:`~jdl.pretrained.ChecksumError` (naming the file, the
+recorded and the found hash) if it changed. Register your own files with full SHA-256 hashes,
+which need no record.
+
+Each entry's cache file name (``filename``, or the URL's last component) must be a bare file
+name: no folders, no ``..``, not absolute; entries that break this are refused when they are
+created, registered and used, so nothing is ever written outside the cache folder.
 
 The cache folder is ``$JDL_PRETRAINED_DIR``, else ``$XDG_CACHE_HOME/jdl/pretrained`` (an
 absolute ``XDG_CACHE_HOME`` only: the XDG spec says to ignore a relative one), else
@@ -20,6 +34,7 @@ absolute ``XDG_CACHE_HOME`` only: the XDG spec says to ignore a relative one), e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -31,11 +46,20 @@ from typing import Any
 
 from jdl._core.cache import cache_dir as _cache_dir
 from jdl._core.files import atomic_path
+from jdl.pretrained import _files
 from jdl.pretrained.errors import ChecksumError, WeightFileError
 from jdl.pretrained.keras_resnet import KERAS_BN_EPSILON
 from jdl.pretrained.preprocess import KERAS_CAFFE, TORCHVISION
 
-__all__ = ["REGISTRY", "HubEntry", "available", "cache_dir", "download", "file_digest", "register"]
+__all__ = [
+    "REGISTRY",
+    "HubEntry",
+    "available",
+    "cache_dir",
+    "download",
+    "file_digest",
+    "register",
+]
 
 _CHUNK = 1 << 20
 #: Environment variable that overrides the download cache folder.
@@ -50,9 +74,12 @@ class HubEntry:
       name: registry name, e.g. ``"resnet18.tv_in1k"``.
       url: where to download it (``https://``, ``http://`` or ``file://``).
       format: how to read it: ``"torchvision"``, ``"timm"``, ``"keras"`` or ``"jdl"``.
-      sha256: hex SHA-256 of the file (full, or a published prefix of >= 8 digits).
-      md5: hex MD5 instead, for publishers that give only that (Keras applications).
-      filename: name in the cache (default: the URL's last component).
+      sha256: hex SHA-256 of the file (full, or a published prefix of >= 8 digits; a prefix
+        is completed by trust on first use, see the module docstring).
+      md5: hex MD5 instead, for publishers that give only that (Keras applications); also
+        completed by a full SHA-256 recorded on first use.
+      filename: name in the cache (default: the URL's last component); a bare file name,
+        no folders, no ``..``, not absolute.
       num_classes: number of classes of the head.
       input_size: side of the square input images.
       mean: per-channel mean to subtract (in the file's value scale and channel order).
@@ -99,6 +126,9 @@ class HubEntry:
             )
         if self.md5 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", self.md5):
             raise ValueError(f"HubEntry {self.name!r}: md5 must be 32 hex digits")
+        if self.filename is not None:  # "" would silently fall back to the URL's name
+            _files.check_file_name(self.filename, f"HubEntry {self.name!r}")
+        _files.check_file_name(self.cache_name, f"HubEntry {self.name!r}")
         if self.arch is not None:
             from jdl.nn.registry import list_models
 
@@ -205,8 +235,13 @@ def register(entry: HubEntry, *, overwrite: bool = False) -> HubEntry:
     """Add a checkpoint to :data:`REGISTRY` so :func:`jdl.pretrained.load` knows its name.
 
     Raises:
-      ValueError: if the name is taken and ``overwrite`` is false.
+      ValueError: if the name is taken and ``overwrite`` is false, or the entry's cache file
+        name is not a bare file name.
+      TypeError: ``entry`` is not a :class:`HubEntry`.
     """
+    if not isinstance(entry, HubEntry):
+        raise TypeError(f"register expects a HubEntry, got {type(entry).__name__}")
+    _files.check_file_name(entry.cache_name, f"HubEntry {entry.name!r}")
     if entry.name in REGISTRY and not overwrite and REGISTRY[entry.name] != entry:
         raise ValueError(f"a checkpoint named {entry.name!r} is already registered")
     REGISTRY[entry.name] = entry
@@ -264,6 +299,19 @@ def _fetch(source: str, dest: Path, timeout: float) -> dict[str, str]:
     return {k: h.hexdigest() for k, h in hashes.items()}
 
 
+def _cache_file(folder: Path, entry: HubEntry) -> Path:
+    """``folder / entry.cache_name``, refusing any name that would leave ``folder``."""
+    final = folder / _files.check_file_name(entry.cache_name, f"HubEntry {entry.name!r}")
+    if final.parent != folder:  # cannot happen for a bare name; never write elsewhere
+        raise ValueError(f"HubEntry {entry.name!r}: {str(final)!r} is outside {str(folder)!r}")
+    return final
+
+
+def _is_weak(entry: HubEntry) -> bool:
+    """Whether the entry's checksum is weaker than a full SHA-256 (a prefix, or MD5)."""
+    return entry.sha256 is None or len(entry.sha256) < 64
+
+
 def download(
     entry: HubEntry | str,
     *,
@@ -272,6 +320,12 @@ def download(
     timeout: float = 60.0,
 ) -> Path:
     """The verified local copy of a registered checkpoint, downloading it if needed.
+
+    Entries with a full SHA-256 are checked against it every time. Entries with a weaker
+    checksum (torchvision's 8-hex-digit SHA-256 prefix, 32 bits; Keras' MD5) are trusted on
+    first use: once the file passes that check, its full SHA-256 is written atomically to
+    ``<file>.sha256`` beside it, and every later call checks the file, and any new download
+    of it, against that full hash.
 
     Args:
       entry: a :class:`HubEntry` or a registered name.
@@ -284,9 +338,11 @@ def download(
       The path of the cached file; its checksum matched just now.
 
     Raises:
-      ChecksumError: the download's checksum differs from the entry's; the download was
-        deleted and nothing was written under the cache name.
+      ChecksumError: the download's checksum differs from the entry's (the download was
+        deleted and nothing was written under the cache name), or the cached file (or a new
+        download) differs from the full SHA-256 recorded when it was first verified.
       WeightFileError: the download failed (nothing is left in the cache).
+      ValueError: the entry's cache file name is not a bare file name.
       KeyError: an unknown name.
     """
     if isinstance(entry, str):
@@ -297,13 +353,20 @@ def download(
             )
         entry = REGISTRY[entry]
     folder = Path(cache) if cache is not None else cache_dir()
+    final = _cache_file(folder, entry)
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / entry.cache_name
+    recorded = _files.read_record(final, entry.sha256) if _is_weak(entry) else None
     if final.is_file():
         digests = {"sha256": file_digest(final, "sha256"), "md5": file_digest(final, "md5")}
+        if recorded is not None and digests["sha256"] != recorded:
+            raise _files.changed_error(final, recorded, digests["sha256"])
         if _matches(entry, digests):
+            if _is_weak(entry) and recorded is None:
+                with contextlib.suppress(OSError):  # a read-only cache: checked all the same
+                    _files.write_record(final, digests["sha256"])
             return final
-        final.unlink()  # stale or tampered: fetch it again
+        final.unlink()  # stale, or a file damaged before any record: fetch it again
+        recorded = None
     origin = os.fspath(source) if source is not None else entry.url
     with atomic_path(final) as tmp:
         digests = _fetch(origin, tmp, timeout)
@@ -314,4 +377,14 @@ def download(
                 "The file was discarded; check the source (a truncated download, a changed "
                 "file or a wrong mirror) and try again."
             )
+        if recorded is not None and digests["sha256"] != recorded:
+            raise ChecksumError(
+                f"the download of {entry.name!r} from {origin!r} passes the entry's "
+                f"{_expected(entry)} but is not the file first verified under "
+                f"{str(final)!r}: expected sha256 {recorded} (recorded in "
+                f"{str(_files.record_path(final))!r}), got sha256 {digests['sha256']}. The "
+                "file was discarded; delete the record to trust this one."
+            )
+    if _is_weak(entry) and recorded is None:
+        _files.write_record(final, digests["sha256"])
     return final
