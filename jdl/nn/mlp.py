@@ -134,8 +134,9 @@ class MLP(nn.Module):
           Outputs of shape ``(batch, num_outputs)``.
 
         Raises:
-          ValueError: if ``x`` has fewer than 2 dimensions, or (for an initialised model) its
-            number of features per example differs from the one the model was built for.
+          ValueError: if ``x`` has fewer than 2 dimensions or no features, or (for an
+            initialised model) its number of features per example differs from the one the
+            model was built for.
         """
         x = jnp.asarray(x)
         if x.ndim < 2:
@@ -143,6 +144,11 @@ class MLP(nn.Module):
         original_shape = x.shape
         h = to_dtype(x.reshape(x.shape[0], -1), self.dtype)
         features = h.shape[-1]
+        if features == 0:
+            raise ValueError(
+                f"MLP expects inputs with at least one feature per example; got shape "
+                f"{tuple(original_shape)}"
+            )
         first = "Dense_0" if self.widths else self.head_name
 
         def mismatch(expected: int) -> str:

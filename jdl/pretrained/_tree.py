@@ -9,6 +9,7 @@ model expects and builds the variables, reporting what it did in a :class:`LoadR
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -114,5 +115,25 @@ def merge_into(
         values.update(jax.jit(fresh_values)(np.zeros(tuple(input_shape), np.float32)))
     for k in loaded:
         values[k] = jax.numpy.asarray(np.asarray(flat[k]), dtype=wanted[k].dtype)
+    _warn_non_finite(values, loaded, source)
     report = LoadReport(loaded=loaded, missing=missing, unexpected=extra, mismatched=mismatched)
     return unflatten(values), report
+
+
+def _warn_non_finite(values: Mapping[str, Any], loaded: list[str], source: str) -> None:
+    """Warn, naming them, about loaded weights holding NaN or infinite values."""
+    bad = {}
+    for k in loaded:
+        v = np.asarray(values[k])
+        if np.issubdtype(v.dtype, np.inexact) and not np.all(np.isfinite(v)):
+            bad[k] = int(v.size - np.count_nonzero(np.isfinite(v)))
+    if bad:
+        listed = ", ".join(f"{k} ({n} of {np.size(values[k])})" for k, n in list(bad.items())[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        warnings.warn(
+            f"{source} hold NaN or infinite values in {len(bad)} weight(s): {listed}{more}. "
+            "The model's outputs will be NaN; the file is probably corrupt or was saved "
+            "after training diverged.",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,6 +37,34 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
 """The schedule names :func:`make_schedule` understands (``-`` may stand for ``_``)."""
+
+
+def _check_learning_rate(learning_rate: Any) -> Any:
+    """``learning_rate`` if it is a finite positive number (or a JAX array, e.g. a rate traced
+    by :func:`jdl.train.sweep`, passed unchecked), else a clear error.
+
+    Raises:
+        TypeError: for a string, a bool or anything else that is not a number.
+        ValueError: for zero, a negative rate, NaN or infinity.
+
+    Example:
+        >>> _check_learning_rate(0.01)
+        0.01
+        >>> _check_learning_rate("0.01")
+        Traceback (most recent call last):
+        ...
+        TypeError: learning_rate must be a number (e.g. 0.01); got the str '0.01'.
+    """
+    if isinstance(learning_rate, jax.Array):
+        return learning_rate
+    if not is_number(learning_rate):
+        raise TypeError(
+            f"learning_rate must be a number (e.g. 0.01); got the "
+            f"{type(learning_rate).__name__} {learning_rate!r}."
+        )
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be a finite positive number; got {learning_rate}.")
+    return learning_rate
 
 
 def make_schedule(
@@ -72,8 +101,7 @@ def make_schedule(
     name = name.replace("-", "_")
     if name not in SCHEDULES:
         raise ValueError(f"Unknown schedule {name!r}; expected one of {list(SCHEDULES)}.")
-    if learning_rate <= 0:
-        raise ValueError(f"learning_rate must be positive; got {learning_rate}.")
+    _check_learning_rate(learning_rate)
     if name == "constant":
         return optax.constant_schedule(learning_rate)
     if name == "step":
@@ -155,8 +183,8 @@ def optimizer(
             boundaries=boundaries,
             decay=decay,
         )
-    elif isinstance(learning_rate, int | float) and learning_rate <= 0:
-        raise ValueError(f"learning_rate must be positive; got {learning_rate}.")
+    elif not callable(learning_rate):
+        _check_learning_rate(learning_rate)
     for label, value in (
         ("weight_decay", weight_decay),
         ("coupled_weight_decay", coupled_weight_decay),

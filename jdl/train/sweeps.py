@@ -36,6 +36,7 @@ from jdl.data import as_source
 from jdl.train.feed import _make_feed
 from jdl.train.history import History
 from jdl.train.hparams import Hyper
+from jdl.train.optim import _check_learning_rate
 from jdl.train.results import SweepResult
 from jdl.train.runner import EpochRunner, RunPlan, default_metrics, plan_run
 from jdl.train.state import TrainState, create_state
@@ -60,9 +61,9 @@ def _grid(
         if values is not None and len(values) == 0:
             raise ValueError(f"{name} must not be empty.")
     lrs = list(learning_rates) if learning_rates is not None else [math.nan]
-    for lr in lrs:
-        if not math.isnan(lr) and lr <= 0:
-            raise ValueError(f"learning rates must be positive; got {lr}.")
+    if learning_rates is not None:
+        for lr in lrs:
+            _check_learning_rate(lr)
     configs = []
     grid = itertools.product(lrs, seeds or [0], init_scales or [1.0], *hyper.values.values())
     for lr, seed, scale, *values in grid:

@@ -283,3 +283,8 @@ def test_numpy_int_widths_and_integer_inputs():
     variables = random_variables(model, x)
     out = run(model, variables, x, train=False)
     assert out.shape == (3, 2) and out.dtype == jnp.float32
+
+
+def test_inputs_without_features_are_refused():
+    with pytest.raises(ValueError, match=r"at least one feature per example; got shape \(2, 0\)"):
+        MLP(widths=(4,), num_outputs=2).init(jax.random.key(0), jnp.ones((2, 0)), train=False)

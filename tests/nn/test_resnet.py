@@ -317,6 +317,9 @@ def test_resnet_errors():
     variables = random_variables(model, jnp.ones((1, 16, 16, 3)))
     with pytest.raises(ValueError, match=r"ResNet expects images with 3 channels .* \(1, 16, 16\)"):
         model.apply(variables, jnp.ones((1, 16, 16)), train=False)
+    for empty in [(1, 0, 0, 3), (1, 16, 0, 3), (1, 0, 16)]:  # no pixels: garbage, not logits
+        with pytest.raises(ValueError, match=r"ResNet expects images of at least 1 x 1 pixels"):
+            variable_shapes(tiny_resnet(), jnp.ones(empty))
     with pytest.raises(ValueError, match="block_cls must be BasicBlock or Bottleneck"):
         ResNet((1,), block_cls=int)
     with pytest.raises(ValueError, match="stage_sizes must be positive ints"):

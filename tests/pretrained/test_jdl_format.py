@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -130,3 +131,20 @@ def test_saving_needs_variables(tmp_path):
     with pytest.raises(TypeError, match="variables"):
         pretrained.save(tmp_path / "x.safetensors", None, {"kernel": np.zeros(2)})
     assert not list(tmp_path.iterdir())
+
+
+def test_weights_holding_nan_are_loaded_with_a_warning_naming_them(tmp_path, cnn_and_variables):
+    model, variables = cnn_and_variables
+    bad = jax.tree_util.tree_map(np.array, variables)
+    bad["params"]["Conv_1"]["kernel"][0, 0, 0] = np.nan
+    bad["batch_stats"]["BatchNorm_0"]["var"][1] = np.inf
+    path = pretrained.save(tmp_path / "m.safetensors", model, bad, input_shape=(1, 12))
+    with pytest.warns(RuntimeWarning, match=r"NaN or infinite values in 2 weight\(s\)") as rec:
+        pretrained.load(path)
+    message = str(rec[0].message)
+    assert "params/Conv_1/kernel (1 of 48)" in message, message
+    assert "batch_stats/BatchNorm_0/var (1 of 4)" in message, message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pretrained.load(pretrained.save(tmp_path / "ok.safetensors", model, variables,
+                                        input_shape=(1, 12)))  # fmt: skip

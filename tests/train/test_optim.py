@@ -1,8 +1,10 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+import jdl
 from jdl.losses import kernel_mask
 from jdl.train import learning_rate, make_schedule, optimizer
 
@@ -125,3 +127,43 @@ def test_coupled_weight_decay_is_l2_through_the_optimiser():
     assert float(mine[0]["kernel"][0, 0]) == pytest.approx(-0.1, rel=1e-5)
     with pytest.raises(ValueError, match="weight_decay must be a non-negative number"):
         optimizer("adam", 0.1, weight_decay=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("lr", "error", "match"),
+    [
+        (float("nan"), ValueError, r"finite positive number; got nan"),
+        (float("inf"), ValueError, r"finite positive number; got inf"),
+        (0.0, ValueError, r"finite positive number; got 0.0"),
+        (-1, ValueError, r"finite positive number; got -1"),
+        ("0.01", TypeError, r"must be a number \(e.g. 0.01\); got the str '0.01'"),
+        (True, TypeError, r"got the bool True"),
+    ],
+)
+def test_a_learning_rate_that_is_not_a_finite_positive_number_is_refused(lr, error, match):
+    with pytest.raises(error, match=match):
+        jdl.train.optimizer("adam", lr)
+    with pytest.raises(error, match=match):
+        jdl.train.as_optimizer(("sgd", lr))
+    with pytest.raises(error, match=match):
+        jdl.train.make_schedule("cosine", lr, total_steps=10)
+
+
+def test_a_missing_learning_rate_is_named():
+    with pytest.raises(TypeError, match=r"got the NoneType None"):
+        jdl.train.optimizer("adam", None)
+    with pytest.raises(ValueError, match=r"needs `learning_rate`"):
+        jdl.train.as_optimizer(("sgd", None))
+
+
+def test_a_sweep_refuses_a_bad_learning_rate_before_training():
+    x = np.zeros((8, 2), np.float32)
+    with pytest.raises(ValueError, match=r"finite positive number; got nan"):
+        jdl.train.sweep(jdl.nn.MLP(widths=(2,), num_outputs=2), (x, np.zeros(8, np.int32)),
+                        batch_size=4, loss="ce", optimizer="sgd",
+                        learning_rates=[0.1, float("nan")], steps=1, verbose=0)  # fmt: skip
+
+
+def test_a_traced_learning_rate_is_accepted():
+    tx = jax.jit(lambda lr: jdl.train.optimizer("sgd", lr).init({"w": jnp.ones(2)}))
+    assert jax.tree_util.tree_leaves(tx(jnp.float32(0.1)))
