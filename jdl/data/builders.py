@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jdl.data._cleanup import LocalDatasetInfo
 from jdl.data.coffee import _NOISE_STDDEV, _make_coffee_split
 
 Arrays = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -72,7 +73,9 @@ class _BundledBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             y_feature = tfds.features.Tensor(shape=self.Y_SHAPE, dtype=np.float32)
         else:
             y_feature = tfds.features.ClassLabel(num_classes=self.NUM_CLASSES)
-        return tfds.core.DatasetInfo(
+        # Generated locally, never on TFDS' GCS bucket: LocalDatasetInfo skips TFDS' bucket
+        # lookup, which would leave an empty tmp*tfds directory in the system temp dir.
+        return LocalDatasetInfo(
             builder=self,
             description=self.DESCRIPTION,
             features=tfds.features.FeaturesDict(

@@ -54,29 +54,38 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
     """Holds an exclusive advisory lock on ``path`` (created if missing) while in the block.
 
     Used so that several processes on one machine (e.g. the processes of a multi-host
     job) do not prepare the same dataset at the same time: the first one prepares it,
-    the others wait and then reuse it. On platforms without ``fcntl`` (Windows) this
-    does not lock; TFDS' write-to-a-temporary-directory-then-rename still keeps
-    half-written data invisible there.
+    the others wait and then reuse it. The lock is an ``flock`` lock, which the kernel
+    releases when its process dies, so a held lock always belongs to a live process. On
+    platforms without ``fcntl`` (Windows) this does not lock; TFDS'
+    write-to-a-temporary-directory-then-rename still keeps half-written data invisible
+    there.
 
     Args:
         path: The lock file. Its parent directory must exist.
+        blocking: Wait for the lock (the default); if false and another process (or
+            another open of the file) holds it, do not wait.
 
     Yields:
-        Nothing; the lock is held until the block exits.
+        Whether the lock is held for the block: ``False`` without ``fcntl``, or when
+        ``blocking`` is false and someone else holds the lock.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
-        yield
+        yield False
         return
     with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -19,6 +19,7 @@ import re
 
 import tensorflow_datasets as tfds
 
+from jdl.data._cleanup import no_tfds_tempdirs
 from jdl.data.errors import DatasetNotPreparedError, RemoteCodeError, UnknownDatasetError
 from jdl.data.prepare import BUNDLED
 
@@ -134,13 +135,16 @@ def _catalog_builder(
         from tensorflow_datasets.core import read_only_builder
 
         try:  # the prepared files only: no builder code, no network
-            return read_only_builder.builder_from_files(name, **kwargs)
+            with no_tfds_tempdirs():
+                return read_only_builder.builder_from_files(name, **kwargs)
         except tfds.core.DatasetNotFoundError:
             where = kwargs.get("data_dir", "TFDS' default data directory")
             hint = f"jdl.data.load({name!r}, data_dir=..., download=True, allow_remote_code=True)"
             raise _not_prepared(name, where, hint) from None
     try:
-        return tfds.builder(name, file_format="array_record", **kwargs)
+        # An unprepared builder makes an (empty) tmp*tfds directory that TFDS never removes.
+        with no_tfds_tempdirs():
+            return tfds.builder(name, file_format="array_record", **kwargs)
     except tfds.core.DatasetNotFoundError:
         raise UnknownDatasetError(_unknown_message(name)) from None
 

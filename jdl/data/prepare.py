@@ -8,6 +8,7 @@ import tempfile
 
 import tensorflow_datasets as tfds
 
+from jdl.data import _cleanup
 from jdl.data.builders import BUILDERS
 from jdl.data.cache import file_lock, resolve_data_dir
 from jdl.data.errors import UnknownDatasetError
@@ -42,6 +43,13 @@ def _prepare(
     concurrent processes wait for the first one instead of generating twice; where
     locks do not work, a process that loses the race reuses the winner's copy.
 
+    A preparation that is killed outright (``SIGKILL``, out of memory) cannot clean up:
+    its ``incomplete.*`` directory and its ``.downloads-<builder name>-*`` directory stay.
+    The next preparation or load of the dataset that holds the lock removes them (and
+    logs each one at INFO level): the kernel releases a dead process's lock, so while
+    the lock is held no live process can be using them. Nothing is removed where the
+    lock cannot be taken (no ``fcntl``), nor while another process holds it.
+
     Args:
         name: A bundled dataset name, one of :data:`BUNDLED`.
         data_dir: Cache directory, or ``None`` for :func:`jdl.data.resolve_data_dir`'s
@@ -59,20 +67,36 @@ def _prepare(
         )
     cls = BUILDERS[name]
     root = resolve_data_dir(data_dir)
+    lock = _cleanup.lock_path(root, cls.name)
+    others = [other.name for other in BUILDERS.values() if other is not cls]
     builder = cls(data_dir=os.fspath(root), file_format="array_record")
     if _is_prepared(builder):
+        if _cleanup.leftovers(root, builder) or _cleanup.legacy_downloads(root):
+            # Left by a killed preparation (before another process prepared the dataset):
+            # remove them, unless a preparation holds the lock right now (never wait).
+            with file_lock(lock, blocking=False) as locked:
+                if locked:
+                    _cleanup.remove_stale(root, builder, name, others)
         return builder
     root.mkdir(parents=True, exist_ok=True)
-    with file_lock(root / f".{cls.name}.lock"):
+    with file_lock(lock) as locked:
         # Another process may have prepared it while this one waited for the lock:
         # a fresh builder reads the dataset_info it wrote.
         builder = cls(data_dir=os.fspath(root), file_format="array_record")
+        if locked:
+            # No live process is preparing this dataset here: what an earlier, killed
+            # preparation left (incomplete.*, .downloads-<builder>-*) is stale.
+            _cleanup.remove_stale(root, builder, name, others)
         if not _is_prepared(builder):
             _LOG.info("Preparing jdl dataset %r in %s", name, root)
             # TFDS creates a download directory even when nothing is downloaded: give it
-            # a temporary one so the cache holds only datasets.
+            # a temporary one so the cache holds only datasets. Its name carries the
+            # builder's, so that only this dataset's lock holder removes it if this
+            # process is killed before its own clean-up.
             try:
-                with tempfile.TemporaryDirectory(prefix=".downloads-", dir=root) as downloads:
+                with tempfile.TemporaryDirectory(
+                    prefix=_cleanup.downloads_prefix(cls.name), dir=root
+                ) as downloads:
                     builder.download_and_prepare(
                         download_dir=downloads,
                         file_format="array_record",

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jdl.data._access import check_index, check_indices, check_source, read_batch, read_examples
+from jdl.data._cleanup import no_tfds_tempdirs
 from jdl.data.catalog import _catalog_builder, _check_name, _not_prepared, _supervised_keys
 from jdl.data.errors import UnknownSplitError
 from jdl.data.info import DatasetInfo, summarize
@@ -244,10 +245,11 @@ def load(
     )
     _supervised_keys(builder)  # Fail early, before touching any data.
     if not bundled and download and not _is_prepared(builder):
-        builder.download_and_prepare(
-            file_format="array_record",
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False),
-        )
+        with no_tfds_tempdirs():
+            builder.download_and_prepare(
+                file_format="array_record",
+                download_config=tfds.download.DownloadConfig(try_download_gcs=False),
+            )
     info = summarize(builder, name, bundled=bundled)
     _check_split(split, info)
     try:
