@@ -59,7 +59,18 @@ def read_examples(source: Sequence[Any], indices: Sequence[int]) -> list[Any]:
     getitems = getattr(source, "__getitems__", None)
     if getitems is not None:
         return list(getitems(list(indices)))
-    return [source[i] for i in indices]
+    out = []
+    for i in indices:
+        try:
+            out.append(source[i])
+        except IndexError as err:  # the source's own __getitem__ failed inside its length
+            raise IndexError(
+                f"Reading example {i} of a source of length {len(source)} failed: "
+                f"{type(source).__name__}.__getitem__({i}) raised IndexError ({err}). Its "
+                "__len__ says it holds more examples than it can return; are its fields "
+                "(e.g. x and y) of different lengths?"
+            ) from err
+    return out
 
 
 def read_batch(source: Sequence[Any], indices: Sequence[int]) -> dict[str, np.ndarray]:

@@ -36,6 +36,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     Raises:
         TypeError: If ``data_dir`` is neither ``None``, a string nor a path.
         ValueError: If ``data_dir`` is the empty string.
+        NotADirectoryError: If a file (not a directory) is already at that path.
 
     Example:
         >>> resolve_data_dir("/tmp/jdl-data")
@@ -49,8 +50,17 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
             )
         if os.fspath(data_dir) == "":
             raise ValueError("data_dir must be a non-empty path (or None for the default), got ''")
-        return Path(data_dir).expanduser().absolute()
-    return cache_dir("datasets", _ENV_VAR)
+        return _a_directory(Path(data_dir).expanduser().absolute())
+    return _a_directory(cache_dir("datasets", _ENV_VAR))
+
+
+def _a_directory(path: Path) -> Path:
+    """``path``, unless something other than a directory is already there."""
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(
+            f"data_dir must be a directory (it is created if missing); {str(path)!r} is a file."
+        )
+    return path
 
 
 @contextlib.contextmanager

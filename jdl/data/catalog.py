@@ -20,6 +20,7 @@ import re
 import tensorflow_datasets as tfds
 
 from jdl.data._cleanup import no_tfds_tempdirs
+from jdl.data.cache import resolve_data_dir
 from jdl.data.errors import DatasetNotPreparedError, RemoteCodeError, UnknownDatasetError
 from jdl.data.prepare import BUNDLED
 
@@ -130,7 +131,7 @@ def _catalog_builder(
     """
     _check_name(name)
     namespace = _check_remote_code(name, allow_remote_code)
-    kwargs = {} if data_dir is None else {"data_dir": os.fspath(data_dir)}
+    kwargs = {} if data_dir is None else {"data_dir": os.fspath(resolve_data_dir(data_dir))}
     if namespace is not None and not download:
         from tensorflow_datasets.core import read_only_builder
 

@@ -167,6 +167,22 @@ def _check_split(split: str, info: DatasetInfo) -> None:
             )
 
 
+def _check_not_empty(builder: tfds.core.DatasetBuilder, name: str, split: str) -> None:
+    """A split expression that selects no examples (``"train[:0]"``) is an error, said so."""
+    if not builder.info.splits:
+        return
+    try:
+        count = builder.info.splits[split].num_examples
+    except (KeyError, ValueError, AssertionError):  # TFDS parses it again below, and says why
+        return
+    if count == 0:
+        sizes = {k: v.num_examples for k, v in builder.info.splits.items()}
+        raise ValueError(
+            f"Split {split!r} of dataset {name!r} selects no examples (the splits hold "
+            f"{sizes}); check the slice, e.g. 'train[:80%]'."
+        )
+
+
 def load(
     name: str,
     split: str = "train",
@@ -252,6 +268,7 @@ def load(
             )
     info = summarize(builder, name, bundled=bundled)
     _check_split(split, info)
+    _check_not_empty(builder, name, split)
     try:
         source = builder.as_data_source(split=split)
     except Exception as err:
