@@ -5,7 +5,10 @@ from ``start_lr`` to ``end_lr``; record the loss of every step; keep a bias-corr
 exponential moving average of it (``beta = 0.98``) and stop as soon as that exceeds ``4x``
 its minimum (divergence) or stops being finite. The whole run is one compiled
 ``lax.scan``: after divergence the remaining steps are skipped with ``lax.cond`` and the
-curve is cut there on the host.
+curve is cut there on the host. The compiled program is kept for its settings (model,
+loss, optimiser and its keywords, range, steps, batch size, ``beta``, ``diverge``, when all
+are hashable), so repeating the test with another ``seed`` or ``variables``, or on other
+data of the same shapes, does not compile it again.
 
 **Reading the curve.** The moving average lags the loss by about ``beta / (1 - beta)``
 steps (49 at 0.98), half of a 100-step test: a loss that spikes and then collapses onto a
@@ -34,6 +37,7 @@ was still falling at ``end_lr``) and ``"flat"`` (it never fell by 5 %) suggest
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -178,18 +182,71 @@ def lr_find(
         raise ValueError(f"steps must be >= 3; got {steps}.")
     arrays = {k: jnp.asarray(v) for k, v in _as_arrays(data).items()}
     x = arrays["x"]
-    factor = (end_lr / start_lr) ** (1.0 / (steps - 1))
+    settings = (
+        model,
+        loss,
+        optimizer,
+        tuple(sorted(optimizer_kwargs.items())),
+        float(start_lr),
+        float(end_lr),
+        int(steps),
+        batch_size,
+        float(beta),
+        float(diverge),
+    )
+    try:
+        hash(settings)
+    except TypeError:  # e.g. an unhashable optimiser keyword: build a program for this call
+        tx, run = _range_program.__wrapped__(*settings)
+    else:  # the same test again (another seed, other data of the same shapes): no recompile
+        tx, run = _range_program(*settings)
+    state = initial_state(model, tx, x, seed, variables)
+    out = run(state.arrays, arrays, jax.random.key(seed + 1))
+    losses, smoothed, skipped = (np.asarray(a) for a in jax.device_get(out))
+    ran = int(np.sum(~skipped))
+    lrs = start_lr * _factor(start_lr, end_lr, steps) ** np.arange(steps)
+    diverged = ran < steps or not np.isfinite(smoothed[ran - 1])
+    lrs, losses, smoothed = lrs[:ran], losses[:ran], smoothed[:ran]
+    return _read_curve(lrs, losses, smoothed, diverged)
+
+
+def _factor(start_lr: float, end_lr: float, steps: int) -> float:
+    """The learning rate's growth per step."""
+    return (end_lr / start_lr) ** (1.0 / (steps - 1))
+
+
+@functools.lru_cache(maxsize=16)
+def _range_program(
+    model: nn.Module,
+    loss: str | Callable,
+    optimizer: str | Callable,
+    optimizer_kwargs: tuple[tuple[str, Any], ...],
+    start_lr: float,
+    end_lr: float,
+    steps: int,
+    batch_size: int | None,
+    beta: float,
+    diverge: float,
+) -> tuple[Any, Callable[..., Any]]:
+    """``(tx, run)``: the range test's optimiser and its compiled scan, ``run(state.arrays,
+    arrays, key) -> (losses, smoothed, skipped)``. Cached on the settings, so repeating a
+    test (other seeds, other data of the same shapes) reuses the compiled program."""
+    factor = _factor(start_lr, end_lr, steps)
 
     def schedule(count: jax.Array) -> jax.Array:
         return start_lr * factor ** jnp.asarray(count, jnp.float32)
 
     # The range test sets the learning rate: a name or a function schedule -> transformation.
-    tx = as_optimizer(optimizer, schedule, learning_rate_arg="start_lr/end_lr", **optimizer_kwargs)
-    state = initial_state(model, tx, x, seed, variables)
-    key = jax.random.key(seed + 1)
+    tx = as_optimizer(
+        optimizer, schedule, learning_rate_arg="start_lr/end_lr", **dict(optimizer_kwargs)
+    )
 
     @jax.jit
-    def run(state: TrainState) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def run(
+        fields: dict[str, Any], arrays: dict[str, jax.Array], key: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        state = TrainState(**fields, model=model, tx=tx)
+
         def step(
             carry: tuple[TrainState, jax.Array, jax.Array, jax.Array], i: jax.Array
         ) -> tuple[
@@ -217,12 +274,7 @@ def lr_find(
         _, out = jax.lax.scan(step, init, jnp.arange(steps))
         return out
 
-    losses, smoothed, skipped = (np.asarray(a) for a in jax.device_get(run(state)))
-    ran = int(np.sum(~skipped))
-    lrs = start_lr * factor ** np.arange(steps)
-    diverged = ran < steps or not np.isfinite(smoothed[ran - 1])
-    lrs, losses, smoothed = lrs[:ran], losses[:ran], smoothed[:ran]
-    return _read_curve(lrs, losses, smoothed, diverged)
+    return tx, run
 
 
 #: A trend above this multiple of its running minimum ends the useful range.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax.numpy as jnp
@@ -10,7 +11,7 @@ import optax
 import pytest
 
 from jdl import analysis
-from jdl.analysis.lr_range import _centred_average, _read_curve
+from jdl.analysis.lr_range import _centred_average, _range_program, _read_curve
 from jdl.analysis.scanning import evaluate_arrays
 from jdl.nn import MLP
 
@@ -48,6 +49,22 @@ def test_lr_find_on_iris_suggests_a_learning_rate_that_trains(iris, seed):
         run.state, jnp.asarray(test["x"]), jnp.asarray(test["y"]), "cross_entropy"
     )["accuracy"]
     assert acc >= 0.95, (res.suggestion, acc)
+
+
+@pytest.mark.filterwarnings("ignore:lr_find")
+def test_repeating_the_test_reuses_its_compiled_program_and_gives_the_same_curve(iris):
+    model = MLP(widths=(8,), num_outputs=3)
+    run = functools.partial(analysis.lr_find, data=iris["train"], loss="cross_entropy", steps=30)
+    first = run(model, seed=0)
+    hits = _range_program.cache_info().hits
+    again = run(model, seed=1)
+    assert _range_program.cache_info().hits == hits + 1
+    assert not np.array_equal(first.losses, again.losses)  # another seed, another curve
+    # An unhashable setting (a list field) is built afresh for the call: the same curve.
+    fresh = run(MLP(widths=[8], num_outputs=3), seed=1)
+    assert _range_program.cache_info().hits == hits + 1
+    np.testing.assert_array_equal(fresh.losses, again.losses)
+    assert fresh.suggestion == again.suggestion
 
 
 def _curve(values):
