@@ -8,8 +8,16 @@ directory::
         history.json     per-epoch metrics (jdl.train.History.to_json)
         history.csv      the same, one row per epoch
         history.png      loss and accuracy curves
-        results.json     final test metrics, best test accuracy and its epoch
+        results.json     final test metrics, best test accuracy and its epoch (a number
+                         that is NaN or infinite is written as null)
         checkpoints/     the final TrainState (Orbax), resumable with --resume
+
+``--resume`` continues the run in ``--out`` exactly: ``--steps 50`` then ``--steps 100
+--resume`` ends as ``--steps 100`` would have. Any setting but the length (``--steps``,
+``--epochs``) must be the checkpoint's (the run is refused with the differences listed),
+and so must the length too when the learning rate follows a schedule over it. Training
+that produces a NaN or infinite loss stops there, writes the run directory (no checkpoint
+of non-finite parameters) and exits with status 1.
 
 With no arguments it trains the MNIST-1D paper's CNN on the bundled MNIST-1D with the
 paper's setup (Adam, learning rate 1e-2, batch 100, 6,000 steps) and prints its test
@@ -153,7 +161,10 @@ def _parser() -> argparse.ArgumentParser:
         help="also checkpoint every this many epochs (the final state is always saved)",
     )
     train.add_argument(
-        "--resume", action="store_true", help="continue from the run directory's checkpoint"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out exactly where its checkpoint stopped (only --steps "
+        "or --epochs may change, to train longer)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -202,16 +213,19 @@ def _train(args: argparse.Namespace) -> int:
         return _fail(f"--resume: no checkpoints in {ckpt_dir}; nothing to resume from.")
     if not args.resume and out.exists() and any(out.iterdir()):
         return _fail(f"{out} exists and is not empty; choose another --out or pass --resume.")
-    out.mkdir(parents=True, exist_ok=True)
 
     steps_per_epoch = len(train) // args.batch_size
     epochs_planned = args.epochs or math.ceil(steps / max(steps_per_epoch, 1))
+    total = steps or args.epochs * steps_per_epoch
+    if args.resume and (problem := _schedule_change(out / "config.json", args, total)):
+        return _fail(problem)
+    out.mkdir(parents=True, exist_ok=True)
     every = args.checkpoint_every or epochs_planned
     optimizer = jdl.train.optimizer(
         args.optimizer,
         args.lr,
         schedule=args.schedule,
-        total_steps=steps or args.epochs * steps_per_epoch,
+        total_steps=total,
     )
     config = {
         "command": "python -m jdl " + " ".join(args.argv),
@@ -223,6 +237,7 @@ def _train(args: argparse.Namespace) -> int:
         "schedule": args.schedule,
         "epochs": args.epochs,
         "steps": steps,
+        "total_steps": total,
         "batch_size": args.batch_size,
         "strategy": args.strategy,
         "seed": args.seed,
@@ -247,7 +262,10 @@ def _train(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             steps=steps,
             validation=test,
-            callbacks=[jdl.train.Checkpoint(ckpt_dir, every=every, max_to_keep=1)],
+            callbacks=[
+                jdl.train.callbacks.TerminateOnNaN(),
+                jdl.train.Checkpoint(ckpt_dir, every=every, max_to_keep=1),
+            ],
             strategy=args.strategy,
             seed=args.seed,
             verbose=0 if args.quiet else 1,
@@ -283,11 +301,55 @@ def _train(args: argparse.Namespace) -> int:
     print(
         f"wrote {out}/: config.json history.json history.csv history.png results.json checkpoints/"
     )
+    if not all(math.isfinite(v) for v in history.metrics.get("loss", ())):
+        return _diverged(history, ckpt_dir)
     return 0
 
 
+def _diverged(history: Any, ckpt_dir: Path) -> int:
+    """Report a run whose training loss became NaN or infinite; the exit status (1)."""
+    import jdl
+
+    why = history.stop_reason or "the training loss is NaN or infinite"
+    latest = jdl.train.latest_step(ckpt_dir)
+    kept = f"the last checkpoint is step {latest}" if latest is not None else "no checkpoint"
+    print(
+        f"error: training diverged: {why}; {kept} (non-finite parameters are never saved). "
+        "Try a lower --lr.",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _schedule_change(config_path: Path, args: argparse.Namespace, total: int) -> str | None:
+    """Why ``--resume`` cannot change the run's length (a schedule spans it), if so."""
+    if args.schedule == "constant" or not config_path.exists():
+        return None
+    saved = json.loads(config_path.read_text()).get("total_steps")
+    if saved is None or saved == total:
+        return None
+    return (
+        f"--resume: the run in {config_path.parent} planned {saved} steps for its "
+        f"{args.schedule!r} learning-rate schedule; this run asks for {total}, which would "
+        "change the schedule under the steps already trained. Resume with the same length, "
+        "or train with --schedule constant to extend a run."
+    )
+
+
+def _finite(data: Any) -> Any:
+    """``data`` with NaN and infinite floats as ``None`` (``null``: strict JSON)."""
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    text = json.dumps(_finite(data), indent=2, default=str, allow_nan=False)
+    atomic_write_text(path, text + "\n")
 
 
 def _plot(history, path: Path, title: str) -> None:

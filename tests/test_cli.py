@@ -94,3 +94,48 @@ def test_build_model_covers_sequences_and_images():
     assert _build_model("lstm", (40,), 10).cell == "lstm"
     with pytest.raises(ValueError, match="Unknown model"):
         _build_model("nope", (40,), 10)
+
+
+IRIS = ["train", "--dataset", "iris", "--model", "mlp", "--batch-size", "30", "--quiet"]
+
+
+def test_resume_with_more_steps_equals_the_uninterrupted_run(tmp_path, capsys):
+    out, ref = str(tmp_path / "resumed"), str(tmp_path / "uninterrupted")
+    assert main([*IRIS, "--steps", "6", "--out", out]) == 0  # stops 2 steps into epoch 2
+    assert main([*IRIS, "--steps", "10", "--out", out, "--resume"]) == 0
+    assert main([*IRIS, "--steps", "10", "--out", ref]) == 0
+    resumed = json.loads((tmp_path / "resumed" / "history.json").read_text())
+    full = json.loads((tmp_path / "uninterrupted" / "history.json").read_text())
+    assert resumed["steps"] == full["steps"] == [4, 8, 10]  # not [4, 6, 10]
+    assert resumed["metrics"] == full["metrics"]
+    results = [json.loads((tmp_path / d / "results.json").read_text()) for d in ("resumed",
+               "uninterrupted")]  # fmt: skip
+    assert results[0] == results[1]  # the final parameters' test numbers, exactly
+    # Other settings than the length are refused, listing them; nothing is overwritten.
+    capsys.readouterr()
+    assert main([*IRIS, "--steps", "12", "--out", out, "--resume", "--lr", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "{'learning_rate': 0.01}; this run asks for" in err and "{'learning_rate': 0.1}" in err
+    assert json.loads((tmp_path / "resumed" / "history.json").read_text()) == resumed
+
+
+def test_a_schedule_fixes_the_length_of_a_resumed_run(tmp_path, capsys):
+    out = str(tmp_path / "cos")
+    assert main([*IRIS, "--steps", "4", "--schedule", "cosine", "--out", out]) == 0
+    capsys.readouterr()
+    assert main([*IRIS, "--steps", "8", "--schedule", "cosine", "--out", out, "--resume"]) == 2
+    assert "planned 4 steps for its 'cosine' learning-rate schedule" in capsys.readouterr().err
+
+
+def test_a_diverging_run_exits_non_zero_with_strict_json(tmp_path, capsys):
+    out = tmp_path / "nan"
+    argv = [*IRIS, "--steps", "40", "--optimizer", "sgd", "--lr", "1e30", "--out", str(out)]
+    with (
+        pytest.warns(UserWarning, match="became nan"),
+        pytest.warns(UserWarning, match="not saving"),
+    ):
+        assert main(argv) == 1
+    assert "error: training diverged: loss became nan at step" in capsys.readouterr().err
+    text = (out / "results.json").read_text()
+    assert "NaN" not in text and json.loads(text)["test"]["loss"] is None
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())

@@ -24,6 +24,7 @@ from jdl.train.optim import (
 )
 from jdl.train.parallel import STRATEGIES, ParallelStep, data_mesh, default_strategy, parallelize
 from jdl.train.results import SweepResult
+from jdl.train.resume import ResumeMismatchError
 from jdl.train.runner import default_metrics
 from jdl.train.search import search
 from jdl.train.state import (
@@ -43,6 +44,7 @@ __all__ = [
     "averaged_params",
     "ema_params",
     "CheckpointMismatchError",
+    "ResumeMismatchError",
     "History",
     "callbacks",
     "default_metrics",

@@ -8,7 +8,8 @@ that callbacks may live in modules of their own (:mod:`jdl.train.plateau`,
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,11 @@ class Run:
         stop_reason: a message saying why training stopped.
         get_state: returns the current state as a plain :class:`TrainState`.
         set_state: replaces the current state (e.g. to restore the best weights).
+        checkpoint_extras: returns what a :class:`~jdl.train.callbacks.Checkpoint` saves
+            beside the state for an exact resumption (the run's configuration, every
+            callback's :meth:`Callback.state_dict` as of the last complete epoch, the
+            metric sums of a partial last epoch); set by :func:`jdl.fit` (``None`` outside it:
+            nothing extra).
     """
 
     history: History
@@ -43,6 +49,7 @@ class Run:
     set_state: Callable[[TrainState], None]
     stop_training: bool = False
     stop_reason: str | None = None
+    checkpoint_extras: Callable[[], dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def state(self) -> TrainState:
@@ -56,7 +63,39 @@ class Run:
 
 
 class Callback:
-    """Base class: override the hooks you need; each does nothing by default."""
+    """Base class: override the hooks you need; each does nothing by default.
+
+    A callback that keeps state across epochs (a best value, a wait counter) also
+    overrides :meth:`state_dict` and :meth:`load_state_dict`, so that
+    ``fit(..., resume=True)`` continues it exactly: :class:`~jdl.train.callbacks.Checkpoint`
+    saves every callback's ``state_dict()`` with the checkpoint, and a resumed run hands it
+    back to the callback of the same class (and the same rank among callbacks of that
+    class) right after :meth:`on_train_begin`. A callback that keeps a whole training state
+    (``EarlyStopping(restore_best=True)``) also overrides :meth:`kept_state` and
+    :meth:`load_kept_state`.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        """The callback's state across epochs, as JSON-serialisable data (default: none).
+
+        Floats may be ``inf`` or ``nan`` (they are encoded for JSON); arrays are not allowed.
+        """
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (called on resume, after
+        :meth:`on_train_begin`); the default ignores it."""
+
+    def kept_state(self) -> TrainState | None:
+        """A training state the callback keeps across epochs (e.g. the best epoch's, for
+        ``EarlyStopping(restore_best=True)``), saved in the checkpoint beside the run's;
+        default none. It must have the run's structure (a copy of an earlier ``run.state``).
+        """
+        return None
+
+    def load_kept_state(self, state: TrainState) -> None:
+        """Take back the :meth:`kept_state` of the checkpoint (on resume, after
+        :meth:`load_state_dict`); the default ignores it."""
 
     def on_train_begin(self, run: Run) -> None:
         """Called once before the first step (after resuming, if resuming)."""

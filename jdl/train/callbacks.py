@@ -69,11 +69,19 @@ class EarlyStopping(Callback):
 
     Args:
         monitor: the metric to watch (e.g. ``"val_loss"``, ``"val_accuracy"``).
-        patience: epochs without improvement to wait before stopping.
-        min_delta: the smallest change that counts as an improvement.
+        patience: stop after this many epochs in a row without improvement (Keras'
+            rule: with ``patience=2`` and the best at epoch 8, training stops after epoch
+            10; ``patience=0`` stops, like ``1``, after the first epoch without one).
+        min_delta: the smallest change that counts as an improvement (an epoch improves
+            if it beats the best by more than ``min_delta``).
         mode: ``"min"``, ``"max"`` or ``"auto"`` (:func:`jdl.train.metric_mode`: max for
             names containing "acc").
         restore_best: at the end of training, put back the state of the best epoch.
+
+    Its best value, best epoch and wait are saved with each :class:`Checkpoint`
+    (:meth:`state_dict`), and so is, with ``restore_best``, the best epoch's state
+    (:meth:`kept_state`: the checkpoint holds two states then), so a resumed run stops at
+    the epoch the uninterrupted one would and restores the same state.
 
     Raises:
         ValueError: for a negative patience or an unknown mode.
@@ -101,6 +109,25 @@ class EarlyStopping(Callback):
         self.wait = 0
         self.best_state = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """``best``, ``best_epoch`` and ``wait`` (see :meth:`Callback.state_dict`)."""
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (see :meth:`Callback.load_state_dict`)."""
+        self.best = float(state["best"])
+        self.best_epoch = state["best_epoch"]
+        self.wait = int(state["wait"])
+
+    def kept_state(self) -> TrainState | None:
+        """The best epoch's state, with ``restore_best`` (saved with the checkpoint)."""
+        return self.best_state if self.restore_best else None
+
+    def load_kept_state(self, state: TrainState) -> None:
+        """Take back the best epoch's state from the checkpoint."""
+        if self.restore_best:
+            self.best_state = state
+
     def _improved(self, value: float) -> bool:
         if self.mode == "max":
             return value > self.best + self.min_delta
@@ -120,7 +147,7 @@ class EarlyStopping(Callback):
                 self.best_state = jax.tree_util.tree_map(lambda x: x.copy(), run.state)
         else:
             self.wait += 1
-            if self.wait > self.patience:
+            if self.wait >= self.patience:
                 run.stop(
                     f"{self.monitor} did not improve for {self.wait} epochs "
                     f"(best {self.best:.6g} at epoch {self.best_epoch})"
@@ -152,8 +179,16 @@ class Checkpoint(Callback):
     """Save the training state with Orbax every ``every`` epochs and at the end.
 
     With ``jdl.fit(..., resume=True)`` a run continues from the latest checkpoint in
-    ``directory``: the state, the history so far and the position in the data are
-    restored, so the final parameters equal those of an uninterrupted run.
+    ``directory``: the state, the history so far, the position in the data (mid-epoch
+    too) and every callback's :meth:`~Callback.state_dict` are restored, so the run ends
+    as the uninterrupted one would. Each checkpoint records the run's configuration, and a
+    resumed run that asks for other settings than a longer run is refused
+    (:class:`jdl.train.ResumeMismatchError`). A state with NaN or inf parameters is not
+    saved (a warning names the step).
+
+    In :func:`jdl.fit` its ``on_epoch_recorded`` runs after every other callback's and its
+    ``on_train_end`` before them, so it saves the training state with every callback's
+    update for the epoch, never a state another callback swapped in at the end.
 
     Args:
         directory: where checkpoints go (created if needed).
@@ -170,14 +205,36 @@ class Checkpoint(Callback):
         self.directory = Path(directory)
         self.every = every
         self.max_to_keep = max_to_keep
+        self._skipped: int | None = None  # the step last refused for non-finite values
 
     def save(self, run: Run) -> None:
-        """Save the run's current state and history now."""
+        """Save the run's current state and history now (with what ``run`` adds for an
+        exact resumption: its configuration and the callbacks' states).
+
+        A state whose parameters or BatchNorm statistics are not all finite is not saved
+        (a warning names the step), so a resumed run never continues from NaN.
+        """
+        state = run.state
+        step = int(np.max(state.step))
+        bad = _non_finite(state)
+        if bad:
+            if step != self._skipped:
+                latest = latest_step(self.directory)
+                kept = "none is there yet" if latest is None else f"step {latest} is kept"
+                warnings.warn(
+                    f"Checkpoint: not saving step {step} in {self.directory}: {bad} hold "
+                    f"NaN or inf, and a resumed run must not continue from them; the latest "
+                    f"checkpoint: {kept}.",
+                    stacklevel=2,
+                )
+            self._skipped = step
+            return
+        extras_of = getattr(run, "checkpoint_extras", None)
+        extras = dict(extras_of()) if extras_of is not None else {}
+        kept = extras.pop("kept_states", None)
+        metadata = {"history": run.history.to_dict(), "epoch": run.epoch, **extras}
         save_state(
-            self.directory,
-            run.state,
-            metadata={"history": run.history.to_dict(), "epoch": run.epoch},
-            max_to_keep=self.max_to_keep,
+            self.directory, state, metadata=metadata, max_to_keep=self.max_to_keep, extra=kept
         )
 
     def on_epoch_recorded(self, run: Run) -> None:
@@ -185,8 +242,21 @@ class Checkpoint(Callback):
             self.save(run)
 
     def on_train_end(self, run: Run) -> None:
-        if latest_step(self.directory) != run.step:
+        if latest_step(self.directory) != run.step and self._skipped != run.step:
             self.save(run)
+
+
+def _non_finite(state: TrainState) -> str:
+    """Which of the state's parameters / BatchNorm statistics hold NaN or inf ('' if none)."""
+    bad = []
+    for name, tree in (("params", state.params), ("batch_stats", state.batch_stats)):
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+            value = np.asarray(leaf)
+            if np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all():
+                bad.append(name + jax.tree_util.keystr(path))
+    if len(bad) > 3:
+        return ", ".join(bad[:3]) + f" and {len(bad) - 3} more"
+    return ", ".join(bad)
 
 
 class BestCheckpoint(Callback):
@@ -245,6 +315,16 @@ class BestCheckpoint(Callback):
         self.best_epoch = None
         if any(not math.isnan(v) for v in run.history.metrics.get(self.monitor, ())):
             self.best_epoch, self.best = run.history.best(self.monitor, self.mode)
+
+    def state_dict(self) -> dict[str, Any]:
+        """``best`` and ``best_epoch`` (see :meth:`Callback.state_dict`)."""
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (the best so far by this callback's rule,
+        ``min_delta`` included, rather than the history's best)."""
+        self.best = float(state["best"])
+        self.best_epoch = state["best_epoch"]
 
     def on_epoch_recorded(self, run: Run) -> None:
         values = run.history.metrics.get(self.monitor)

@@ -9,6 +9,7 @@ during :func:`jdl.fit` (and lets ``resume=True`` continue a run) is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ def _manager(directory: str | Path, max_to_keep: int | None = None) -> ocp.Check
         item_handlers={
             "state": ocp.StandardCheckpointHandler(),
             "meta": ocp.JsonCheckpointHandler(),
+            "extra": ocp.StandardCheckpointHandler(),
         },
     )
 
@@ -77,6 +79,7 @@ def save_state(
     *,
     metadata: dict[str, Any] | None = None,
     max_to_keep: int | None = None,
+    extra: dict[str, TrainState] | None = None,
 ) -> None:
     """Save a (plain, unreplicated) state as checkpoint number ``state.step``.
 
@@ -85,21 +88,28 @@ def save_state(
         state: the :class:`TrainState` to save.
         metadata: JSON-serialisable extras saved beside it (e.g. the history so far).
         max_to_keep: keep only this many most recent checkpoints.
+        extra: other states of the same model and optimiser saved in the same checkpoint
+            (e.g. the best epoch's, for ``EarlyStopping(restore_best=True)``), by name;
+            :func:`restore_state` reads them back with ``extra=``.
     """
+    items = {
+        "state": ocp.args.StandardSave(_saveable(state.arrays)),
+        "meta": ocp.args.JsonSave(metadata or {}),
+    }
+    if extra:
+        arrays = {name: s.arrays for name, s in extra.items()}
+        items["extra"] = ocp.args.StandardSave(_saveable(arrays))
     with _manager(directory, max_to_keep) as manager:
-        manager.save(
-            int(state.step),
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(_saveable(state.arrays)),
-                meta=ocp.args.JsonSave(metadata or {}),
-            ),
-            force=True,
-        )
+        manager.save(int(state.step), args=ocp.args.Composite(**items), force=True)
         manager.wait_until_finished()
 
 
 def restore_state(
-    directory: str | Path, like: TrainState, *, step: int | None = None
+    directory: str | Path,
+    like: TrainState,
+    *,
+    step: int | None = None,
+    extra: Sequence[str] = (),
 ) -> tuple[TrainState, dict[str, Any]] | None:
     """Restore the latest (or a given) checkpoint into the structure of ``like``.
 
@@ -108,6 +118,9 @@ def restore_state(
         like: a state of the same model and optimiser (e.g. a fresh ``create_state``);
             its model and optimiser are kept, its arrays replaced.
         step: which checkpoint; default the latest.
+        extra: names of states saved with ``save_state(..., extra=)`` to restore too
+            (into the structure of ``like``); those the checkpoint holds come back in
+            ``metadata["extra"]`` (a dict, empty if none).
 
     Returns:
         ``(state, metadata)``, or ``None`` if the directory holds no checkpoint.
@@ -123,7 +136,7 @@ def restore_state(
         if step is None:
             return None
         saved_meta = manager.item_metadata(step)
-        saved_tree = saved_meta["state"] if saved_meta is not None else None
+        saved_tree = _item(saved_meta, "state")
         wanted = like.arrays
         if saved_tree is not None:
             missing, unexpected, mismatched = _compare(saved_tree, wanted)
@@ -140,13 +153,25 @@ def restore_state(
                 lines.append("Use another directory, or resume=False to start afresh.")
                 raise CheckpointMismatchError("\n".join(lines))
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, wanted)
-        restored = manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-            ),
-        )
-    return like.replace(**restored["state"]), dict(restored["meta"] or {})
+        items = {"state": ocp.args.StandardRestore(abstract), "meta": ocp.args.JsonRestore()}
+        saved_extra = _item(saved_meta, "extra")
+        names = list(saved_extra.keys()) if hasattr(saved_extra, "keys") else []
+        if set(names) & set(extra):  # restored whole: Orbax restores a saved tree entire
+            items["extra"] = ocp.args.StandardRestore({name: abstract for name in names})
+        restored = manager.restore(step, args=ocp.args.Composite(**items))
+    meta = dict(restored["meta"] or {})
+    if extra:
+        found = restored["extra"] if "extra" in items else {}
+        meta["extra"] = {k: like.replace(**v) for k, v in found.items() if k in extra}
+    return like.replace(**restored["state"]), meta
+
+
+def _item(composite: Any, name: str) -> Any:
+    """Item ``name`` of an Orbax composite (of metadata), or ``None`` if it has none."""
+    try:
+        return composite[name] if composite is not None else None
+    except (KeyError, AttributeError):
+        return None
 
 
 def latest_step(directory: str | Path) -> int | None:

@@ -21,11 +21,19 @@ from jdl._core.tree import compare_shapes, flatten
 from jdl.data import as_source
 from jdl.data._access import check_supervised
 from jdl.train.callbacks import Callback, Checkpoint, Run
-from jdl.train.checkpoint import restore_state
 from jdl.train.feed import _make_feed
 from jdl.train.history import History
 from jdl.train.optim import as_optimizer
 from jdl.train.parallel import ParallelStep, parallelize
+from jdl.train.resume import (
+    ResumePoint,
+    callback_states,
+    encode,
+    kept_states,
+    load_callback_states,
+    restore_run,
+    run_config,
+)
 from jdl.train.runner import EpochRunner, default_metrics, evaluate_sums, plan_run
 from jdl.train.state import TrainState, create_state, state_from_variables
 from jdl.train.step import eval_step, train_step
@@ -182,25 +190,48 @@ def fit(
     if variables is not None:
         state = _start_from(state, variables, optimizer)
     history = History(config=_config(model, batch_size, epochs, steps, loss, metrics, seed, l1, l2))
-    state, start_epoch = _resume(state, history, callbacks) if resume else (state, 0)
+    config = run_config(
+        model, state.opt_state, batch_size=batch_size, epochs=epochs, steps=steps, loss=loss,
+        metrics=metrics, seed=seed, l1=l1, l2=l2, shuffle=shuffle,
+    )  # fmt: skip
+    if resume:
+        point = restore_run(
+            state, history, callbacks, config, plan.total_steps, plan.steps_per_epoch
+        )
+    else:
+        point = ResumePoint(state)
     train_fn, eval_fn = _steps(loss, metrics, l1, l2, strategy)
     runner = EpochRunner(
-        plan, train_fn, state, seed=seed, shuffle=shuffle, log_every=log_every, verbose=verbose
-    )
+        plan, train_fn, point.state, seed=seed, shuffle=shuffle, log_every=log_every,
+        verbose=verbose,
+    )  # fmt: skip
+    runner.metrics.carry(*point.sums)
     run = Run(
         history=history,
-        epoch=start_epoch,
+        epoch=point.epoch,
         step=runner.step,
         total_steps=plan.total_steps,
         steps_per_epoch=plan.steps_per_epoch,
         get_state=lambda: train_fn.unreplicate(runner.state),
         set_state=lambda s: setattr(runner, "state", train_fn.put_state(s)),
+        stop_training=point.stop_reason is not None,
+        stop_reason=point.stop_reason,
     )
     runner.on_fetch = functools.partial(_on_metrics, run, runner, callbacks)
+    # Checkpoints save after every other callback has seen the epoch, and before any
+    # other callback changes the state at the end of training.
+    savers = [cb for cb in callbacks if isinstance(cb, Checkpoint)]
+    others = [cb for cb in callbacks if not isinstance(cb, Checkpoint)]
     for cb in callbacks:
         cb.on_train_begin(run)
+    load_callback_states(callbacks, point.callbacks, point.kept)
+    # The callbacks' states as of the last complete epoch: what a checkpoint saves.
+    boundary = {"states": callback_states(callbacks), "kept": kept_states(callbacks)}
+    run.checkpoint_extras = functools.partial(_extras, run, runner, config, boundary)
     val_feed = _make_feed(validation) if validation is not None else None
-    for epoch in range(start_epoch, plan.num_epochs):
+    for epoch in range(point.epoch, plan.num_epochs):
+        if run.stop_training:
+            break
         run.epoch = epoch + 1
         logs = runner.train_epoch(epoch, stop=lambda: run.stop_training)
         run.step = runner.step
@@ -211,16 +242,34 @@ def fit(
         for cb in callbacks:
             cb.on_epoch_end(run, logs)
         history.append(run.epoch, run.step, logs)
-        for cb in callbacks:
+        for cb in others:
+            cb.on_epoch_recorded(run)
+        if run.step == run.epoch * plan.steps_per_epoch:
+            boundary.update(states=callback_states(callbacks), kept=kept_states(callbacks))
+        for cb in savers:
             cb.on_epoch_recorded(run)
         if run.stop_training or runner.done:
             break
     runner.close()
-    for cb in callbacks:
+    for cb in savers + others:
         cb.on_train_end(run)
     history.stop_reason = run.stop_reason
     history.state = run.get_state()
     return history
+
+
+def _extras(
+    run: Run, runner: EpochRunner, config: dict[str, Any], boundary: dict[str, Any]
+) -> dict[str, Any]:
+    """What a checkpoint saves beside the state and history for an exact resumption."""
+    extras = {"config": encode(config), "callbacks": boundary["states"]}
+    extras["kept_states"] = boundary["kept"]
+    extras["stop_reason"] = run.stop_reason
+    if run.step < run.epoch * run.steps_per_epoch:  # a partial epoch: keep its sums
+        sums, count = runner.metrics.last_sums
+        extras["partial"] = {"sums": encode({k: float(v) for k, v in sums.items()}),
+                             "count": count}  # fmt: skip
+    return extras
 
 
 def _steps(
@@ -268,22 +317,6 @@ def _config(
         "l1": l1,
         "l2": l2,
     }
-
-
-def _resume(
-    state: TrainState, history: History, callbacks: Sequence[Callback]
-) -> tuple[TrainState, int]:
-    """The state and epoch to resume from (the latest checkpoint's), history restored."""
-    checkpoints = [c for c in callbacks if isinstance(c, Checkpoint)]
-    if not checkpoints:
-        raise ValueError("resume=True needs a jdl.train.callbacks.Checkpoint callback.")
-    restored = restore_state(checkpoints[0].directory, state)
-    if restored is None:
-        return state, 0
-    state, meta = restored
-    saved = History.from_dict(meta["history"])
-    history.metrics, history.epochs, history.steps = saved.metrics, saved.epochs, saved.steps
-    return state, int(meta["epoch"])
 
 
 def _on_metrics(

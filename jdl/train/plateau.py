@@ -70,8 +70,9 @@ class ReduceLROnPlateau(Callback):
     ``schedule``), or any optax transformation built with
     ``optax.inject_hyperparams(...)(learning_rate=...)``. The new rate is written into the
     state (``opt_state``), so it is saved by :class:`jdl.train.Checkpoint` and continues
-    after ``resume=True``; the callback's own counters are rebuilt from the restored
-    history.
+    after ``resume=True``; the callback's own counters are saved with the checkpoint too
+    (:meth:`state_dict`; for checkpoints without them they are rebuilt from the restored
+    history).
 
     Each epoch's row records, as ``learning_rate``, the rate that epoch trained with (so
     a reduction at the end of epoch 3 first shows in epoch 4's row). With ``verbose=1``
@@ -167,6 +168,19 @@ class ReduceLROnPlateau(Callback):
             return False
         self.wait += 1
         return self.wait >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        """``best``, ``wait`` and ``cooldown_counter`` (see
+        :meth:`jdl.train.callbacks.Callback.state_dict`); the learning rate itself is in the
+        optimiser state, and :attr:`reductions` lists those of the current run only."""
+        return {"best": self.best, "wait": self.wait, "cooldown_counter": self.cooldown_counter}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (replacing the counters replayed from the
+        history at :meth:`on_train_begin`)."""
+        self.best = float(state["best"])
+        self.wait = int(state["wait"])
+        self.cooldown_counter = int(state["cooldown_counter"])
 
     def _reduced(self) -> None:
         self.cooldown_counter = self.cooldown

@@ -154,6 +154,7 @@ class MetricBuffer:
         self._pending: list[Metrics] = []
         self._sums: dict[str, np.ndarray] = {}
         self._count = 0
+        self.last_sums: tuple[dict[str, np.ndarray], int] = ({}, 0)
 
     def add(self, metrics: Metrics) -> None:
         """Keep one step's metrics; fetch when ``log_every`` are pending."""
@@ -175,11 +176,22 @@ class MetricBuffer:
         self._pending = []
 
     def take_means(self) -> dict[str, np.ndarray]:
-        """The mean of every metric since the last call (after a flush); then reset."""
+        """The mean of every metric since the last call (after a flush); then reset.
+
+        The sums and the count they were divided by stay readable as :attr:`last_sums`
+        (a checkpoint of a partial epoch keeps them, see :meth:`carry`).
+        """
         self.flush()
         means = {k: v / max(self._count, 1) for k, v in self._sums.items()}
+        self.last_sums = (self._sums, self._count)
         self._sums, self._count = {}, 0
         return means
+
+    def carry(self, sums: dict[str, Any], count: int) -> None:
+        """Start from the sums of ``count`` steps already taken (a resumed partial epoch),
+        so the epoch's means are those of the uninterrupted run."""
+        self._sums = {k: np.asarray(v, np.float64) for k, v in sums.items()}
+        self._count = count
 
 
 def evaluate_sums(
