@@ -224,6 +224,17 @@ def gallery(session: nox.Session) -> None:
 
 
 @nox.session
+def stress(session: nox.Session) -> None:
+    """Opt-in checks too long for the suite (``JDL_STRESS=1``): memory over many saves.
+
+    Not part of CI. For the side-by-side numbers, run benchmarks/checkpoint_memory.py.
+    """
+    session.install("-e", ".[test]")
+    env = {"JAX_PLATFORMS": "cpu", "JDL_STRESS": "1"}
+    session.run("pytest", "tests/train/test_checkpoint_memory.py", *session.posargs, env=env)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Training speed on MNIST-1D: jdl.fit vs a hand-written jax.jit loop vs PyTorch eager.
 

@@ -17,7 +17,10 @@ directory::
 ``--epochs``) must be the checkpoint's (the run is refused with the differences listed),
 and so must the length too when the learning rate follows a schedule over it. Training
 that produces a NaN or infinite loss stops there, writes the run directory (no checkpoint
-of non-finite parameters) and exits with status 1.
+of non-finite parameters) and exits with status 1. Ctrl-C (SIGINT) or SIGTERM stops
+training at the next step boundary, saves a checkpoint of that step (resumable exactly with
+``--resume``), prints one line saying where, and exits with status 130 (SIGINT) or 143
+(SIGTERM); a second Ctrl-C stops at once.
 
 With no arguments it trains the MNIST-1D paper's CNN on the bundled MNIST-1D with the
 paper's setup (Adam, learning rate 1e-2, batch 100, 6,000 steps) and prints its test
@@ -273,6 +276,13 @@ def _train(args: argparse.Namespace) -> int:
         )
     except (ValueError, TypeError) as err:
         return _fail(str(err))
+    except (KeyboardInterrupt, SystemExit) as err:
+        if not hasattr(err, "checkpoints"):  # not fit's stop on a signal: as it is
+            raise
+        # SIGINT / SIGTERM: fit stopped at a step boundary and saved; one line, then the
+        # shell's status for that signal (130, 143).
+        print(f"{err.message}; continue with --resume --out {out}", file=sys.stderr)
+        return 130 if err.signal_name == "SIGINT" else 143
 
     config["parameters"] = jdl.nn.count_params(history.variables["params"])
     _write_json(out / "config.json", config)

@@ -10,7 +10,13 @@ from jdl.train import callbacks
 from jdl.train.callbacks import EMA as EMA
 from jdl.train.callbacks import BestCheckpoint, Checkpoint
 from jdl.train.callbacks import ReduceLROnPlateau as ReduceLROnPlateau
-from jdl.train.checkpoint import CheckpointMismatchError, latest_step, restore_state, save_state
+from jdl.train.checkpoint import (
+    CheckpointCorruptError,
+    CheckpointMismatchError,
+    latest_step,
+    restore_state,
+    save_state,
+)
 from jdl.train.ema import averaged_params, ema_params
 from jdl.train.history import History, metric_mode
 from jdl.train.loop import evaluate, fit
@@ -43,6 +49,7 @@ __all__ = [
     "Checkpoint",
     "averaged_params",
     "ema_params",
+    "CheckpointCorruptError",
     "CheckpointMismatchError",
     "ResumeMismatchError",
     "History",

@@ -18,8 +18,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from jdl._core.checks import is_int
 from jdl.train.callback_base import Callback, Run
-from jdl.train.checkpoint import latest_step, restore_state, save_state
+from jdl.train.checkpoint import latest_step, restore_state, save_state, set_aside
 from jdl.train.ema import EMA
 from jdl.train.history import metric_mode
 from jdl.train.optim import learning_rate
@@ -176,7 +177,8 @@ class LearningRateLogger(Callback):
 
 
 class Checkpoint(Callback):
-    """Save the training state with Orbax every ``every`` epochs and at the end.
+    """Save the training state with Orbax every ``every`` epochs (and/or every
+    ``every_steps`` steps) and at the end.
 
     With ``jdl.fit(..., resume=True)`` a run continues from the latest checkpoint in
     ``directory``: the state, the history so far, the position in the data (mid-epoch
@@ -190,21 +192,64 @@ class Checkpoint(Callback):
     ``on_train_end`` before them, so it saves the training state with every callback's
     update for the epoch, never a state another callback swapped in at the end.
 
+    The two intervals combine: a checkpoint is saved at the end of every ``every``-th
+    epoch *and* after every step that is a multiple of ``every_steps`` (so a killed run
+    loses at most ``every_steps`` steps). A multiple of ``every_steps`` that ends an epoch is
+    saved once, at the epoch's end (with its validation and callbacks); one inside an epoch
+    is saved right after the step, with the partial epoch's metric sums, and resumes
+    exactly mid-epoch. ``every=None`` saves by steps only. Saving by steps waits for the
+    device only at those steps.
+
+    A resumed run that finds the latest checkpoints unreadable continues from the newest
+    readable one (with a warning per unreadable one, see :func:`jdl.train.restore_state`);
+    before its first save, this callback renames the unreadable ones to
+    ``<step>.corrupt`` (never deleting them), so the new checkpoints can take their steps.
+
     Args:
         directory: where checkpoints go (created if needed).
-        every: save every this many epochs.
+        every: save every this many epochs; ``None``: not by epochs.
         max_to_keep: keep only the most recent checkpoints (``None`` keeps all).
+        every_steps: also save every this many optimiser steps (``None``: not by steps).
+
+    Attributes:
+        unreadable: the steps a resumed run skipped as unreadable, renamed at the next save.
 
     Raises:
-        ValueError: if ``every`` is not positive.
+        ValueError: if ``every`` or ``every_steps`` is not ``None`` or a positive integer,
+            if both are ``None``, or if ``max_to_keep`` is not ``None`` or positive.
     """
 
-    def __init__(self, directory: str | Path, every: int = 1, max_to_keep: int | None = 3):
-        if every < 1:
-            raise ValueError(f"every must be a positive number of epochs; got {every}.")
+    def __init__(
+        self,
+        directory: str | Path,
+        every: int | None = 1,
+        max_to_keep: int | None = 3,
+        *,
+        every_steps: int | None = None,
+    ):
+        for name, value, unit in (
+            ("every", every, "epochs"),
+            ("every_steps", every_steps, "steps"),
+        ):
+            if value is not None and (not is_int(value) or value < 1):
+                raise ValueError(
+                    f"Checkpoint {name} must be a positive number of {unit} or None; got {value!r}."
+                )
+        if every is None and every_steps is None:
+            raise ValueError(
+                "Checkpoint needs every (epochs) or every_steps (steps), or both; got "
+                "every=None and every_steps=None."
+            )
+        if max_to_keep is not None and (not is_int(max_to_keep) or max_to_keep < 1):
+            raise ValueError(
+                f"Checkpoint max_to_keep must be a positive integer or None (keep all); "
+                f"got {max_to_keep!r}."
+            )
         self.directory = Path(directory)
         self.every = every
+        self.every_steps = every_steps
         self.max_to_keep = max_to_keep
+        self.unreadable: list[int] = []
         self._skipped: int | None = None  # the step last refused for non-finite values
 
     def save(self, run: Run) -> None:
@@ -214,6 +259,7 @@ class Checkpoint(Callback):
         A state whose parameters or BatchNorm statistics are not all finite is not saved
         (a warning names the step), so a resumed run never continues from NaN.
         """
+        self._set_aside()
         state = run.state
         step = int(np.max(state.step))
         bad = _non_finite(state)
@@ -238,12 +284,32 @@ class Checkpoint(Callback):
         )
 
     def on_epoch_recorded(self, run: Run) -> None:
-        if run.epoch % self.every == 0:
+        by_epochs = self.every is not None and run.epoch % self.every == 0
+        if by_epochs or self.due_at(run.step):
             self.save(run)
 
+    def due_at(self, step: int) -> bool:
+        """Whether ``every_steps`` asks for a checkpoint after global step ``step``."""
+        return self.every_steps is not None and step > 0 and step % self.every_steps == 0
+
     def on_train_end(self, run: Run) -> None:
+        self._set_aside()
         if latest_step(self.directory) != run.step and self._skipped != run.step:
             self.save(run)
+
+    def _set_aside(self) -> None:
+        """Rename the unreadable checkpoints a resumed run skipped (before saving anew)."""
+        if not self.unreadable:
+            return
+        moved = set_aside(self.directory, self.unreadable)
+        self.unreadable = []
+        if moved:
+            warnings.warn(
+                f"Checkpoint: renamed the unreadable checkpoint(s) "
+                f"{', '.join(str(p) for p in moved)} (kept, not deleted) before saving anew "
+                f"in {self.directory}.",
+                stacklevel=3,
+            )
 
 
 def _non_finite(state: TrainState) -> str:

@@ -9,6 +9,8 @@ during :func:`jdl.fit` (and lets ``resume=True`` continue a run) is
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,28 @@ import orbax.checkpoint as ocp
 from jdl._core.tree import compare_shapes, leaf_paths
 from jdl.train.state import TrainState
 
-__all__ = ["CheckpointMismatchError", "latest_step", "restore_state", "save_state"]
+__all__ = [
+    "CheckpointCorruptError",
+    "CheckpointMismatchError",
+    "latest_step",
+    "restore_latest_valid",
+    "restore_state",
+    "save_state",
+    "set_aside",
+]
 
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model/optimiser it is restored into."""
+
+
+class CheckpointCorruptError(ValueError):
+    """No checkpoint of a directory (or not the one asked for) can be read back; the
+    message names every step tried and why it failed."""
+
+
+class _Unreadable(Exception):
+    """One checkpoint cannot be read back (the message says why, on one line)."""
 
 
 def _saveable(tree: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +79,58 @@ def _compare(saved: Any, wanted: Any) -> tuple[list[str], list[str], list[str]]:
     )
 
 
+_LEAK_BOUNDED = False
+
+
+def _leaks_json_references() -> bool:
+    """Whether the installed TensorStore leaks a reference to the JSON it returns to Python.
+
+    TensorStore 0.1.86 does: every JSON array it converts keeps one reference too many, so
+    it (and all it holds) is never freed. One small probe tells, so a fixed release is left
+    alone.
+    """
+    try:
+        import tensorstore as ts
+
+        spec = {"driver": "zarr", "kvstore": {"driver": "memory"}, "metadata": {"shape": [1]}}
+        array = ts.Spec(spec).to_json()["metadata"]["shape"]
+    except Exception:  # no such API: nothing known to leak
+        return False
+    return sys.getrefcount(array) > 2  # ``array`` and getrefcount's argument, if no leak
+
+
+def _bound_tensorstore_leak() -> None:
+    """Stop the memory growth of every save (issue #19): once per process, idempotent.
+
+    For every saved (and restored) item Orbax reads all of TensorStore's kvstore metrics
+    twice, only to log the "raw bytes" throughput of the write; with a TensorStore that
+    leaks the JSON it returns (:func:`_leaks_json_references`), each read leaks the metrics
+    (~20 KB), ~40 KB per checkpoint. Here Orbax's ``get_tensorstore_raw_bytes`` answers
+    ``None`` instead, which Orbax takes as "no raw-byte numbers": it skips that log line and
+    its ``jax.monitoring`` events, and saves and restores exactly as before.
+    """
+    global _LEAK_BOUNDED
+    if _LEAK_BOUNDED:
+        return
+    _LEAK_BOUNDED = True
+    if not _leaks_json_references():
+        return
+    try:
+        from orbax.checkpoint._src.serialization import tensorstore_utils
+    except ImportError:  # another Orbax layout: leave it as it is
+        return
+    if hasattr(tensorstore_utils, "get_tensorstore_raw_bytes"):
+        tensorstore_utils.get_tensorstore_raw_bytes = _no_raw_bytes
+
+
+def _no_raw_bytes(*args: Any, **kwargs: Any) -> None:
+    """Orbax's ``get_tensorstore_raw_bytes`` without the leaking metrics read (``None``:
+    no raw-byte telemetry)."""
+    return None
+
+
 def _manager(directory: str | Path, max_to_keep: int | None = None) -> ocp.CheckpointManager:
+    _bound_tensorstore_leak()
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
     return ocp.CheckpointManager(
         Path(directory).absolute(),
@@ -113,11 +183,17 @@ def restore_state(
 ) -> tuple[TrainState, dict[str, Any]] | None:
     """Restore the latest (or a given) checkpoint into the structure of ``like``.
 
+    A checkpoint that cannot be read back (a truncated or missing file, unreadable
+    metadata: a crash or a full disk while it was written or copied) is skipped with a
+    warning naming its directory and the error, and the next older one is tried, and so
+    on. Nothing is deleted; :class:`jdl.train.callbacks.Checkpoint` moves the skipped ones
+    aside (:func:`set_aside`) before it saves again.
+
     Args:
         directory: the checkpoint directory.
         like: a state of the same model and optimiser (e.g. a fresh ``create_state``);
             its model and optimiser are kept, its arrays replaced.
-        step: which checkpoint; default the latest.
+        step: which checkpoint (no other is tried); default the latest that can be read.
         extra: names of states saved with ``save_state(..., extra=)`` to restore too
             (into the structure of ``like``); those the checkpoint holds come back in
             ``metadata["extra"]`` (a dict, empty if none).
@@ -128,42 +204,180 @@ def restore_state(
     Raises:
         CheckpointMismatchError: if the checkpoint's parameters or optimiser state do not
             match ``like`` — the message lists missing, unexpected and mismatched entries.
+            A readable checkpoint that does not fit is never skipped.
+        CheckpointCorruptError: if no checkpoint (or not ``step``) can be read — the
+            message names the directory, every step tried and why it failed.
+        FileNotFoundError: if ``step`` is given and the directory has no such checkpoint.
+    """
+    found = restore_latest_valid(directory, like, step=step, extra=extra)
+    return None if found is None else (found[0], found[1])
+
+
+def restore_latest_valid(
+    directory: str | Path,
+    like: TrainState,
+    *,
+    step: int | None = None,
+    extra: Sequence[str] = (),
+    require: Sequence[str] = (),
+) -> tuple[TrainState, dict[str, Any], dict[int, str]] | None:
+    """:func:`restore_state`, also saying which newer checkpoints it skipped, and why.
+
+    Args:
+        directory, like, step, extra: as for :func:`restore_state`.
+        require: keys the checkpoint's metadata must hold; a checkpoint whose metadata
+            lacks one counts as unreadable (e.g. ``("history", "epoch")``, which every
+            :class:`jdl.train.callbacks.Checkpoint` writes).
+
+    Returns:
+        ``(state, metadata, skipped)``, ``skipped`` mapping each newer step that could
+        not be read to why (empty if the latest was restored); ``None`` if the directory
+        holds no checkpoint.
+
+    Raises:
+        As :func:`restore_state`.
     """
     if not Path(directory).exists():
         return None
+    skipped: dict[int, str] = {}
     with _manager(directory) as manager:
-        step = manager.latest_step() if step is None else step
-        if step is None:
-            return None
+        steps = sorted(manager.all_steps(), reverse=True)
+        if step is not None:
+            if step not in steps:
+                held = ", ".join(map(str, sorted(steps))) or "none"
+                raise FileNotFoundError(
+                    f"No checkpoint for step {step} in {directory}; it holds steps: {held}."
+                )
+            steps = [step]
+        for index, candidate in enumerate(steps):
+            try:
+                state, meta = _restore_step(manager, directory, candidate, like, extra, require)
+            except _Unreadable as err:
+                skipped[candidate] = str(err)
+                if step is not None:  # the one asked for: no other is tried
+                    break
+                if index + 1 < len(steps):
+                    then = f"trying the previous one, step {steps[index + 1]}"
+                else:
+                    then = "no older checkpoint is left"
+                warnings.warn(
+                    f"Checkpoint {Path(directory) / str(candidate)} cannot be restored "
+                    f"({err}); {then}. It is left in place (not deleted).",
+                    stacklevel=3,
+                )
+                continue
+            return state, meta, skipped
+    if not steps:
+        return None
+    tried = "\n".join(
+        f"  step {s} ({Path(directory) / str(s)}): {why}" for s, why in skipped.items()
+    )
+    raise CheckpointCorruptError(
+        f"No checkpoint in {directory} can be restored; tried {len(skipped)} step(s), "
+        f"newest first:\n{tried}\nNothing was deleted. Move the unreadable step directories "
+        f"away (or use another directory) to start afresh."
+    )
+
+
+def _why(err: BaseException) -> str:
+    """An Orbax/TensorStore/JSON error as one short line (its spec dump cut)."""
+    text = " ".join(str(err).split(" [tensorstore_spec=")[0].split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _restore_step(
+    manager: ocp.CheckpointManager,
+    directory: str | Path,
+    step: int,
+    like: TrainState,
+    extra: Sequence[str],
+    require: Sequence[str],
+) -> tuple[TrainState, dict[str, Any]]:
+    """Checkpoint ``step`` restored into ``like``.
+
+    Raises:
+        _Unreadable: if Orbax/TensorStore cannot read it back (missing or truncated files,
+            unreadable metadata), or its metadata is not a JSON object holding ``require``.
+        CheckpointMismatchError: if it is readable but does not fit ``like``.
+    """
+    try:
         saved_meta = manager.item_metadata(step)
-        saved_tree = _item(saved_meta, "state")
-        wanted = like.arrays
-        if saved_tree is not None:
-            missing, unexpected, mismatched = _compare(saved_tree, wanted)
-            if missing or unexpected or mismatched:
-                lines = [f"The checkpoint in {directory} (step {step}) does not match the model:"]
-                for title, items in (
-                    ("missing from the checkpoint", missing),
-                    ("unexpected in the checkpoint", unexpected),
-                    ("shape mismatch", mismatched),
-                ):
-                    if items:
-                        shown = ", ".join(items[:20]) + (" ..." if len(items) > 20 else "")
-                        lines.append(f"  {title} ({len(items)}): {shown}")
-                lines.append("Use another directory, or resume=False to start afresh.")
-                raise CheckpointMismatchError("\n".join(lines))
-        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, wanted)
-        items = {"state": ocp.args.StandardRestore(abstract), "meta": ocp.args.JsonRestore()}
-        saved_extra = _item(saved_meta, "extra")
-        names = list(saved_extra.keys()) if hasattr(saved_extra, "keys") else []
-        if set(names) & set(extra):  # restored whole: Orbax restores a saved tree entire
-            items["extra"] = ocp.args.StandardRestore({name: abstract for name in names})
+    except MemoryError:
+        raise
+    except Exception as err:  # TensorStore, JSON and missing-file errors alike
+        raise _Unreadable(_why(err)) from err
+    saved_tree = _item(saved_meta, "state")
+    wanted = like.arrays
+    if saved_tree is not None:
+        missing, unexpected, mismatched = _compare(saved_tree, wanted)
+        if missing or unexpected or mismatched:
+            lines = [f"The checkpoint in {directory} (step {step}) does not match the model:"]
+            for title, items in (
+                ("missing from the checkpoint", missing),
+                ("unexpected in the checkpoint", unexpected),
+                ("shape mismatch", mismatched),
+            ):
+                if items:
+                    shown = ", ".join(items[:20]) + (" ..." if len(items) > 20 else "")
+                    lines.append(f"  {title} ({len(items)}): {shown}")
+            lines.append("Use another directory, or resume=False to start afresh.")
+            raise CheckpointMismatchError("\n".join(lines))
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, wanted)
+    items = {"state": ocp.args.StandardRestore(abstract), "meta": ocp.args.JsonRestore()}
+    saved_extra = _item(saved_meta, "extra")
+    names = list(saved_extra.keys()) if hasattr(saved_extra, "keys") else []
+    if set(names) & set(extra):  # restored whole: Orbax restores a saved tree entire
+        items["extra"] = ocp.args.StandardRestore({name: abstract for name in names})
+    try:
         restored = manager.restore(step, args=ocp.args.Composite(**items))
-    meta = dict(restored["meta"] or {})
+    except MemoryError:
+        raise
+    except Exception as err:  # the shapes fit (checked above): the files are bad
+        raise _Unreadable(_why(err)) from err
+    meta = restored["meta"] if restored["meta"] is not None else {}
+    if not isinstance(meta, dict):
+        raise _Unreadable(f"its metadata is a JSON {type(meta).__name__}, not an object")
+    lacking = [key for key in require if key not in meta]
+    if lacking:
+        raise _Unreadable(f"its metadata lacks {lacking} (it holds {sorted(meta)})")
+    meta = dict(meta)
     if extra:
         found = restored["extra"] if "extra" in items else {}
         meta["extra"] = {k: like.replace(**v) for k, v in found.items() if k in extra}
     return like.replace(**restored["state"]), meta
+
+
+def set_aside(directory: str | Path, steps: Sequence[int]) -> list[Path]:
+    """Rename checkpoints of ``directory`` out of Orbax's sight, without deleting them.
+
+    ``<directory>/<step>`` becomes ``<directory>/<step>.corrupt`` (``.corrupt-2``, ... if
+    that is taken), so a later save of the same step does not collide with it and
+    ``max_to_keep`` neither counts nor removes it. With several processes the primary one
+    renames, the others wait for it.
+
+    Args:
+        directory: the checkpoint directory.
+        steps: the checkpoints to move (those not there are ignored).
+
+    Returns:
+        The new paths (on the primary process; empty elsewhere).
+    """
+    moved = []
+    if jax.process_index() == 0:
+        for step in steps:
+            path = Path(directory) / str(int(step))
+            if not path.is_dir():
+                continue
+            target, n = path.with_name(f"{int(step)}.corrupt"), 2
+            while target.exists():
+                target, n = path.with_name(f"{int(step)}.corrupt-{n}"), n + 1
+            path.rename(target)
+            moved.append(target)
+    if jax.process_count() > 1:
+        ocp.multihost.sync_global_processes("jdl_checkpoint_set_aside")
+    return moved
 
 
 def _item(composite: Any, name: str) -> Any:
@@ -176,6 +390,9 @@ def _item(composite: Any, name: str) -> Any:
 
 def latest_step(directory: str | Path) -> int | None:
     """The step of the latest checkpoint in ``directory``; ``None`` if it holds none.
+
+    Only the directory names are read: a checkpoint that cannot be restored still counts
+    (:func:`restore_state` skips it), until it is moved aside (:func:`set_aside`).
 
     Args:
         directory: a checkpoint directory (it need not exist).

@@ -23,6 +23,7 @@ from jdl.data._access import check_supervised
 from jdl.train.callbacks import Callback, Checkpoint, Run
 from jdl.train.feed import _make_feed
 from jdl.train.history import History
+from jdl.train.interrupt import StopOnSignal
 from jdl.train.optim import as_optimizer
 from jdl.train.parallel import ParallelStep, parallelize
 from jdl.train.resume import (
@@ -175,6 +176,9 @@ def fit(
     Raises:
         ValueError: for a dataset smaller than one batch, neither epochs nor steps, a
             batch that does not fit the model, and the like — naming what was expected.
+        KeyboardInterrupt: on SIGINT (Ctrl-C) while training, after stopping at a step
+            boundary and letting each ``Checkpoint`` save that step (resumable exactly);
+            ``SystemExit(143)`` likewise on SIGTERM. See :mod:`jdl.train.interrupt`.
     """
     train = as_source(train, "train")
     validation = None if validation is None else as_source(validation, "validation")
@@ -228,31 +232,45 @@ def fit(
     # The callbacks' states as of the last complete epoch: what a checkpoint saves.
     boundary = {"states": callback_states(callbacks), "kept": kept_states(callbacks)}
     run.checkpoint_extras = functools.partial(_extras, run, runner, config, boundary)
+    if any(cb.every_steps for cb in savers):  # checkpoints inside epochs, between steps
+        runner.on_step = functools.partial(_save_steps, run, runner, savers)
     val_feed = _make_feed(validation) if validation is not None else None
-    for epoch in range(point.epoch, plan.num_epochs):
-        if run.stop_training:
-            break
-        run.epoch = epoch + 1
-        logs = runner.train_epoch(epoch, stop=lambda: run.stop_training)
-        run.step = runner.step
-        if val_feed is not None:
-            val = runner.evaluate(eval_fn, val_feed, eval_batch_size or max(batch_size, 256))
-            logs.update({f"val_{k}": v for k, v in val.items()})
-        logs = {k: float(v) for k, v in logs.items()}
-        for cb in callbacks:
-            cb.on_epoch_end(run, logs)
-        history.append(run.epoch, run.step, logs)
-        for cb in others:
-            cb.on_epoch_recorded(run)
-        if run.step == run.epoch * plan.steps_per_epoch:
-            boundary.update(states=callback_states(callbacks), kept=kept_states(callbacks))
-        for cb in savers:
-            cb.on_epoch_recorded(run)
-        if run.stop_training or runner.done:
-            break
-    runner.close()
-    for cb in savers + others:
-        cb.on_train_end(run)
+    # SIGINT/SIGTERM only set a flag while training: the run stops at a step boundary,
+    # the Checkpoint callbacks save, then fit raises (jdl/train/interrupt.py).
+    with StopOnSignal() as signals:
+
+        def stop() -> bool:
+            return run.stop_training or signals.received is not None
+
+        for epoch in range(point.epoch, plan.num_epochs):
+            if stop():
+                break
+            run.epoch = epoch + 1
+            logs = runner.train_epoch(epoch, stop=stop)
+            run.step = runner.step
+            inside = run.step < run.epoch * plan.steps_per_epoch and not runner.done
+            if signals.received is not None and inside:
+                break  # interrupted inside the epoch: saved as a partial one, not recorded
+            if val_feed is not None:
+                val = runner.evaluate(eval_fn, val_feed, eval_batch_size or max(batch_size, 256))
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            logs = {k: float(v) for k, v in logs.items()}
+            for cb in callbacks:
+                cb.on_epoch_end(run, logs)
+            history.append(run.epoch, run.step, logs)
+            for cb in others:
+                cb.on_epoch_recorded(run)
+            if run.step == run.epoch * plan.steps_per_epoch:
+                boundary.update(states=callback_states(callbacks), kept=kept_states(callbacks))
+            for cb in savers:
+                cb.on_epoch_recorded(run)
+            if stop() or runner.done:
+                break
+        runner.close()
+        # Interrupted: only the checkpoints' end (a save), as with any exception.
+        for cb in savers if signals.received is not None else savers + others:
+            cb.on_train_end(run)
+        signals.raise_if_received(run.step, [cb.directory for cb in savers])
     history.stop_reason = run.stop_reason
     history.state = run.get_state()
     return history
@@ -266,7 +284,7 @@ def _extras(
     extras["kept_states"] = boundary["kept"]
     extras["stop_reason"] = run.stop_reason
     if run.step < run.epoch * run.steps_per_epoch:  # a partial epoch: keep its sums
-        sums, count = runner.metrics.last_sums
+        sums, count = runner.metrics.epoch_sums()
         extras["partial"] = {"sums": encode({k: float(v) for k, v in sums.items()}),
                              "count": count}  # fmt: skip
     return extras
@@ -330,3 +348,17 @@ def _on_metrics(
     run.step = runner.step
     for cb in callbacks:
         cb.on_metrics(run, first_step, fetched)
+
+
+def _save_steps(run: Run, runner: EpochRunner, savers: Sequence[Checkpoint], step: int) -> None:
+    """After a step: the checkpoints ``every_steps`` asks for inside an epoch (one at an
+    epoch's end is saved with the epoch's row, one at the run's end by ``on_train_end``)."""
+    due = [cb for cb in savers if cb.due_at(step)]
+    if not due or step % run.steps_per_epoch == 0 or runner.done or run.stop_training:
+        return
+    runner.metrics.flush()  # the partial epoch's sums, and the callbacks see its metrics
+    run.step = runner.step
+    if run.stop_training:  # a callback stopped the run on those metrics: it ends as such
+        return
+    for cb in due:
+        cb.save(run)

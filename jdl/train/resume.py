@@ -24,7 +24,7 @@ import numpy as np
 from jdl import losses as losses_lib
 from jdl.train.callback_base import Callback
 from jdl.train.callbacks import Checkpoint
-from jdl.train.checkpoint import restore_state
+from jdl.train.checkpoint import restore_latest_valid
 from jdl.train.history import History
 from jdl.train.state import TrainState
 
@@ -274,17 +274,23 @@ def restore_run(
 
     Fills ``history`` with the saved epochs (less a partial last epoch, which the resumed
     run trains to its end) and checks the saved configuration against ``config``.
+    Unreadable newer checkpoints are skipped with a warning (see
+    :func:`jdl.train.restore_state`); the ``Checkpoint`` callback renames them aside
+    before it saves.
 
     Raises:
         ValueError: without a ``Checkpoint`` callback.
         ResumeMismatchError: for other settings than the checkpoint's, or a shorter run.
         jdl.train.CheckpointMismatchError: for a checkpoint that does not fit the model.
+        jdl.train.CheckpointCorruptError: if no checkpoint of the directory can be read.
     """
     checkpoints = [c for c in callbacks if isinstance(c, Checkpoint)]
     if not checkpoints:
         raise ValueError("resume=True needs a jdl.train.callbacks.Checkpoint callback.")
     directory = checkpoints[0].directory
-    restored = restore_state(directory, state, extra=_keys(callbacks))
+    restored = restore_latest_valid(
+        directory, state, extra=_keys(callbacks), require=("history", "epoch")
+    )
     if restored is None:
         why = "does not exist" if not Path(directory).exists() else "holds no checkpoint"
         warnings.warn(
@@ -293,7 +299,7 @@ def restore_run(
             stacklevel=3,
         )
         return ResumePoint(state)
-    state, meta = restored
+    state, meta, skipped = restored
     step = int(np.max(state.step))
     check_config(decode(meta.get("config")), config, directory, step)
     saved = History.from_dict(meta["history"])
@@ -302,11 +308,14 @@ def restore_run(
     if stop_reason is None:
         check_length(total_steps, step, directory)
     partial = meta.get("partial")
-    if stop_reason is None and step < epoch * steps_per_epoch and saved.epochs:
-        # A partial last epoch (a `steps` limit): train it to its end, as uninterrupted.
-        saved.epochs.pop(), saved.steps.pop()
-        for values in saved.metrics.values():
-            values.pop()
+    if stop_reason is None and step < epoch * steps_per_epoch:
+        # A partial last epoch: train it to its end, as uninterrupted. A run cut short by
+        # `steps` recorded its row (dropped here); a checkpoint taken mid-epoch
+        # (`every_steps`) has none yet.
+        if saved.epochs and saved.epochs[-1] == epoch:
+            saved.epochs.pop(), saved.steps.pop()
+            for values in saved.metrics.values():
+                values.pop()
         epoch -= 1
     else:
         partial = None
@@ -318,5 +327,6 @@ def restore_run(
             stacklevel=3,
         )
     sums = (decode(partial["sums"]), int(partial["count"])) if partial else ({}, 0)
+    checkpoints[0].unreadable = sorted(skipped)  # renamed aside before its next save
     callbacks_meta = dict(meta.get("callbacks", {}))
     return ResumePoint(state, epoch, sums, callbacks_meta, stop_reason, meta.get("extra", {}))

@@ -187,6 +187,13 @@ class MetricBuffer:
         self._sums, self._count = {}, 0
         return means
 
+    def epoch_sums(self) -> tuple[dict[str, np.ndarray], int]:
+        """The metric sums and step count of the epoch so far (fetching what is pending):
+        those being gathered inside an epoch, else those of the epoch :meth:`take_means`
+        just ended (what a checkpoint of a partial epoch keeps)."""
+        self.flush()
+        return (self._sums, self._count) if self._count else self.last_sums
+
     def carry(self, sums: dict[str, Any], count: int) -> None:
         """Start from the sums of ``count`` steps already taken (a resumed partial epoch),
         so the epoch's means are those of the uninterrupted run."""
@@ -233,6 +240,10 @@ class EpochRunner:
             value).
         on_fetch: also called with ``(first_step, fetched)`` after every fetch (may be set
             later, as the attribute ``on_fetch``).
+
+    Attributes:
+        on_step: if set, called with the global step count after every step (the step's
+            metrics may still be on the device; nothing waits for them unless it does).
     """
 
     def __init__(
@@ -267,6 +278,7 @@ class EpochRunner:
             dynamic_ncols=True,
         )
         self.metrics = MetricBuffer(log_every, self._fetched, first_step=step + 1)
+        self.on_step: Callable[[int], None] | None = None
 
     @property
     def done(self) -> bool:
@@ -307,6 +319,8 @@ class EpochRunner:
             self.state, step_metrics = self.train_fn(self.state, batch)
             self.step += 1
             self.metrics.add(step_metrics)
+            if self.on_step is not None:
+                self.on_step(self.step)
         return self.metrics.take_means()
 
     def evaluate(

@@ -1,0 +1,108 @@
+"""SIGINT (Ctrl-C) and SIGTERM while :func:`jdl.fit` trains: stop at a step boundary, save,
+then raise (issue #19).
+
+Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when SIGINT
+arrives: inside a JAX garbage-collection callback (where it is swallowed: training ran on
+to the end) or inside Orbax's thread pools during a save (which then hung on "cannot
+schedule new futures after shutdown"). While ``fit`` trains, its handlers only note the
+signal; the loop stops before its next step (or, if the epoch's last step has run, after
+the epoch is recorded), each :class:`jdl.train.callbacks.Checkpoint` saves the state at
+that step (mid-epoch with the partial epoch's sums, so ``resume=True`` continues exactly),
+and then ``fit`` raises:
+
+- ``KeyboardInterrupt`` for SIGINT, as Ctrl-C always does (an uncaught one: status 130);
+- ``SystemExit(143)`` (128 + SIGTERM) for SIGTERM, so an uncaught one ends the process
+  with the status a SIGTERM gives, after ``finally`` blocks have run.
+
+Both carry ``signal_name``, ``step``, ``checkpoints`` and ``message`` (see :func:`stopped`).
+
+The first signal puts the previous handlers back, so a second one acts at once as it
+would without ``fit`` (a second Ctrl-C raises ``KeyboardInterrupt`` right there, a second
+SIGTERM kills with the default action). Handlers are installed only in the main thread,
+never over a signal that is ignored or handled outside Python, and the previous ones are
+restored when ``fit`` returns or raises.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+__all__ = ["StopOnSignal", "stopped"]
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def stopped(signum: int, step: int, checkpoints: dict[str, int | None]) -> BaseException:
+    """The exception ``fit`` raises after stopping on signal ``signum`` at ``step``.
+
+    A plain ``KeyboardInterrupt`` (SIGINT) or ``SystemExit(143)`` (SIGTERM), so that an
+    uncaught one ends a script with the same status as the signal would (Python gives a
+    *subclass* of ``KeyboardInterrupt`` status 1), with these attributes:
+
+    - ``signal_name``: ``"SIGINT"`` or ``"SIGTERM"``;
+    - ``step``: the step the run stopped after;
+    - ``checkpoints``: each ``Checkpoint`` directory -> its latest step (``None``: none);
+    - ``message``: one line saying all that.
+    """
+    name = signal.Signals(signum).name
+    if not checkpoints:
+        where = "no Checkpoint callback, nothing saved"
+    else:
+        where = "; ".join(
+            f"checkpoint of step {s} in {d}" if s is not None else f"no checkpoint in {d}"
+            for d, s in checkpoints.items()
+        )
+    message = f"training stopped by {name} after step {step}: {where}"
+    err = SystemExit(128 + signum) if signum == signal.SIGTERM else KeyboardInterrupt(message)
+    err.signal_name, err.step, err.checkpoints, err.message = name, step, checkpoints, message
+    return err
+
+
+class StopOnSignal:
+    """Context manager: note SIGINT/SIGTERM instead of raising, for the ``with`` block.
+
+    Attributes:
+        received: the signal number noted (``None`` before any).
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signal.signal works in the main thread only: leave them
+        for sig in _SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous is None or previous is signal.SIG_IGN:
+                continue  # set outside Python (cannot be restored), or ignored on purpose
+            self._previous[sig] = previous
+            signal.signal(sig, self._note)
+        return self
+
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+        self._restore()  # a second signal acts as it would without fit
+
+    def _restore(self) -> None:
+        while self._previous:
+            sig, previous = self._previous.popitem()
+            signal.signal(sig, previous)
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+    def raise_if_received(self, step: int, directories: Sequence[str | Path]) -> None:
+        """Raise :func:`stopped`'s exception if a signal was noted, naming ``step`` and the
+        latest checkpoint of each directory."""
+        if self.received is None:
+            return
+        from jdl.train.checkpoint import latest_step
+
+        raise stopped(self.received, step, {str(d): latest_step(d) for d in directories})
