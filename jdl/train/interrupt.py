@@ -18,9 +18,11 @@ Both carry ``signal_name``, ``step``, ``checkpoints`` and ``message`` (see :func
 
 The first signal puts the previous handlers back, so a second one acts at once as it
 would without ``fit`` (a second Ctrl-C raises ``KeyboardInterrupt`` right there, a second
-SIGTERM kills with the default action). Handlers are installed only in the main thread,
-never over a signal that is ignored or handled outside Python, and the previous ones are
-restored when ``fit`` returns or raises.
+SIGTERM kills with the default action). Handlers are installed only in the main thread of a
+single-process run (in a multi-process run each process would stop at its own step and
+wait for its peers: there a signal acts as it always does), never over a signal that is
+ignored or handled outside Python, and the previous ones are restored when ``fit``
+returns or raises.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+import jax
 
 __all__ = ["StopOnSignal", "stopped"]
 
@@ -77,6 +81,11 @@ class StopOnSignal:
     def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is not threading.main_thread():
             return self  # signal.signal works in the main thread only: leave them
+        if jax.process_count() > 1:
+            # One process stopping on its own would wait for its peers in the next
+            # collective (or the checkpoint's barrier) while they train on: a hang instead
+            # of an exit. Until the processes agree on a stop step, leave Python's default.
+            return self
         for sig in _SIGNALS:
             previous = signal.getsignal(sig)
             if previous is None or previous is signal.SIG_IGN:

@@ -182,3 +182,14 @@ def test_handlers_are_restored_and_a_second_signal_acts_at_once():
     assert {s: signal.getsignal(s) for s in before} == before
     err = stopped(signal.SIGTERM, 5, {"ck": None})
     assert type(err) is SystemExit and err.code == 143 and "no checkpoint in ck" in err.message
+
+
+def test_a_multi_process_run_keeps_pythons_own_handlers(monkeypatch):
+    """One process stopping alone would wait for its peers: signals act as without fit."""
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with StopOnSignal() as signals:
+        assert {s: signal.getsignal(s) for s in before} == before
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert signals.received is None
