@@ -194,10 +194,7 @@ def fit(
     if variables is not None:
         state = _start_from(state, variables, optimizer)
     history = History(config=_config(model, batch_size, epochs, steps, loss, metrics, seed, l1, l2))
-    config = run_config(
-        model, state.opt_state, batch_size=batch_size, epochs=epochs, steps=steps, loss=loss,
-        metrics=metrics, seed=seed, l1=l1, l2=l2, shuffle=shuffle,
-    )  # fmt: skip
+    config = run_config(history.config, model, state.opt_state, shuffle=shuffle)
     if resume:
         point = restore_run(
             state, history, callbacks, config, plan.total_steps, plan.steps_per_epoch

@@ -15,13 +15,12 @@ import dataclasses
 import math
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jdl import losses as losses_lib
 from jdl.train.callback_base import Callback
 from jdl.train.callbacks import Checkpoint
 from jdl.train.checkpoint import restore_latest_valid
@@ -90,39 +89,20 @@ def _model_repr(model: Any) -> str:
     return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
 
 
-def run_config(
-    model: Any,
-    opt_state: Any,
-    *,
-    batch_size: int,
-    epochs: int | None,
-    steps: int | None,
-    loss: str | Callable,
-    metrics: Sequence[str | Callable],
-    seed: int,
-    l1: float,
-    l2: float,
-    shuffle: bool,
-) -> dict[str, Any]:
+def run_config(settings: dict[str, Any], model: Any, opt_state: Any, *, shuffle: bool) -> dict:
     """What a resumed run must share with the checkpoint it continues (JSON-serialisable).
 
-    ``opt_state`` is the fresh optimiser state: its structure and its injected
-    hyper-parameters (the initial learning rate, ...) describe the optimiser.
+    ``settings`` are the run's settings as ``History.config`` records them (batch size,
+    length, loss, metrics, seed, penalties); the model is described in full (its fields,
+    not only its class), and ``opt_state``, the fresh optimiser state, gives the
+    optimiser's structure and injected hyper-parameters (the initial learning rate, ...).
     """
-    loss_fn = losses_lib.get(loss)
     return {
+        **settings,
         "model": _model_repr(model),
         "optimizer": _describe_opt_state(opt_state),
         "optimizer_hyperparams": _hyperparams(opt_state, {}),
-        "loss": loss if isinstance(loss, str) else getattr(loss_fn, "__name__", "loss"),
-        "metrics": [m if isinstance(m, str) else m.__name__ for m in metrics],
-        "batch_size": batch_size,
-        "seed": seed,
-        "l1": l1,
-        "l2": l2,
         "shuffle": shuffle,
-        "epochs": epochs,
-        "steps": steps,
     }
 
 
