@@ -2,50 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
-import threading
 
 import numpy as np
 import pytest
 
 from jdl import nn, pretrained
 from jdl.pretrained import hub
-
-from .conftest import random_variables
-
-
-@pytest.fixture
-def weights_file(tmp_path):
-    """A jdl weight file outside the cache, and its SHA-256."""
-    model = nn.MLP(widths=(8,), num_outputs=3)
-    path = pretrained.save(
-        tmp_path / "src" / "mlp.safetensors",
-        model,
-        random_variables(model, (1, 5)),
-        input_shape=(1, 5),
-    )
-    return path, hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def cache(tmp_path):
-    return tmp_path / "cache"
-
-
-@pytest.fixture
-def http_url(weights_file):
-    """Serve the weight file's folder on 127.0.0.1 (an ephemeral port) for one test."""
-    path, _ = weights_file
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def entry(url, digest, **kw):

@@ -2,49 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
-import threading
 
 import pytest
 
-from jdl import nn, pretrained
+from jdl import pretrained
 from jdl.pretrained import hub
 
-from .conftest import random_variables
 from .test_hub import entry
-
-
-@pytest.fixture
-def weights_file(tmp_path):
-    """A jdl weight file outside the cache, and its SHA-256 (as in test_hub.py)."""
-    model = nn.MLP(widths=(8,), num_outputs=3)
-    variables = random_variables(model, (1, 5))
-    path = pretrained.save(
-        tmp_path / "src" / "mlp.safetensors", model, variables, input_shape=(1, 5)
-    )
-    return path, hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def cache(tmp_path):
-    return tmp_path / "cache"
-
-
-@pytest.fixture
-def http_url(weights_file):
-    """Serve the weight file's folder on 127.0.0.1 (an ephemeral port) for one test."""
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(weights_file[0].parent)
-    )
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
 
 _BAD_NAMES = [
     "../outside.safetensors",
