@@ -17,27 +17,29 @@ tv_models = pytest.importorskip("torchvision.models")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
 
-def _random_torchvision(arch: str, seed: int = 0):
-    """A torchvision ResNet with random weights and BatchNorm statistics set by torch itself.
+def _random_torchvision(arch: str, seed: int = 0, *, size: int = 128, batch: int = 8):
+    """A torchvision model with random weights and BatchNorm statistics set by torch itself.
 
     Weights are torchvision's random initialisation, BatchNorm scales and shifts are
     randomised (so their mapping is tested), and the running statistics are calibrated by a
-    training-mode pass over random images (cumulative averages), as training would leave
-    them: activations stay normalised and logits have a realistic scale.
+    training-mode pass over ``batch`` random ``size`` x ``size`` images (cumulative
+    averages), as training would leave them: activations stay normalised and logits have a
+    realistic scale. A model without BatchNorm keeps torchvision's initialisation.
     """
     torch.manual_seed(seed)
     net = getattr(tv_models, arch)(weights=None)
     norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    with torch.no_grad():
+    if norms:
+        with torch.no_grad():
+            for m in norms:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the calibration batches
+            net.train()
+            net(torch.randn(batch, 3, size, size))
         for m in norms:
-            m.weight.uniform_(0.5, 1.5)
-            m.bias.uniform_(-0.2, 0.2)
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the calibration batches
-        net.train()
-        net(torch.randn(8, 3, 128, 128))
-    for m in norms:
-        m.momentum = 0.1
+            m.momentum = 0.1
     return net.eval()
 
 
@@ -117,35 +119,12 @@ def test_malicious_pth_is_refused_by_weights_only(tmp_path):
         pretrained.from_torchvision(path)
 
 
-def _random_torchvision_vgg(arch: str, seed: int = 0):
-    """A torchvision VGG with random weights; with BatchNorm, statistics set by torch itself.
-
-    As :func:`_random_torchvision`: BatchNorm scales and shifts are randomised and the running
-    statistics calibrated by a training-mode pass (cumulative averages) over random
-    224 x 224 images, the size at which torchvision's adaptive pool is the identity.
-    """
-    torch.manual_seed(seed)
-    net = getattr(tv_models, arch)(weights=None)
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    if norms:
-        with torch.no_grad():
-            for m in norms:
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-                m.reset_running_stats()
-                m.momentum = None
-            net.train()
-            net(torch.randn(4, 3, 224, 224))
-        for m in norms:
-            m.momentum = 0.1
-    return net.eval()
-
-
 @pytest.mark.parametrize("arch", ["vgg16", "vgg16_bn"])
 def test_vgg_logits_match_torchvision(arch, tmp_path):
     """At 224 x 224 (the final feature map is 7 x 7, so torchvision's AdaptiveAvgPool2d is the
     identity and jdl's VGG, which has none, computes the same function)."""
-    net = _random_torchvision_vgg(arch)
+    # 224 x 224 calibration: the size at which torchvision's adaptive pool is the identity.
+    net = _random_torchvision(arch, size=224, batch=4)
     path = tmp_path / f"{arch}.safetensors"
     safetensors_torch.save_file(net.state_dict(), str(path))
 
