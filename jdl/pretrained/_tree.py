@@ -100,8 +100,12 @@ def merge_into(
     why = refuse(missing, extra, mismatched) if refuse is not None and problems else None
     if problems and (strict or why):
         summary, hint = why or ("", "")
+        shapes = {
+            **{k: wanted[k].shape for k in missing},
+            **{k: np.shape(flat[k]) for k in extra if k in flat},
+        }
         raise WeightMismatchError(
-            missing, extra, mismatched, source=source, summary=summary, hint=hint
+            missing, extra, mismatched, source=source, summary=summary, hint=hint, shapes=shapes
         )
     loaded = sorted(k for k in wanted if k in flat and k not in {m[0] for m in mismatched})
     values: dict[str, Any] = {}
@@ -137,3 +141,103 @@ def _warn_non_finite(values: Mapping[str, Any], loaded: list[str], source: str) 
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+# -- checking weights against a model whose input shape is unknown --------------------------
+
+#: At most this many guessed inputs are tried (each costs one or two ``jax.eval_shape``).
+_MAX_GUESSES = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class GuessedCheck:
+    """The outcome of :func:`check_without_input_shape`.
+
+    Attributes:
+      input_shape: the guessed input batch shape the model's variables were worked out for.
+      missing: model variables the weights lack.
+      unexpected: names in the weights that are no variable of the model.
+      mismatched: ``(variable, model_shape, weights_shape)`` for shapes that do not depend
+        on the input's size, yet differ.
+      unchecked: variables whose shape depends on the input's spatial size or length (a
+        flattening head), whose shapes could not be checked.
+      shapes: the shape of each missing (the model's) and unexpected (the weights') path.
+    """
+
+    input_shape: tuple[int, ...]
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+    unchecked: list[str]
+    shapes: dict[str, tuple[int, ...]]
+
+    @property
+    def fits(self) -> bool:
+        """True when the weights have every variable of the model, and nothing else."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+
+def _guessed_inputs(flat: Mapping[str, Any]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Pairs of input shapes to try, differing only in spatial size (or sequence length).
+
+    Each kernel of the weights suggests an input: a ``(..., in, out)`` kernel with ``k``
+    spatial dimensions takes ``k``-D inputs of ``in`` channels (``k = 0``: a vector of
+    ``in`` features, or a sequence of them). The smallest channel counts come first: the
+    first layer, which sees the input, usually has the fewest.
+    """
+    pairs = sorted(
+        {
+            (int(np.shape(v)[-2]), len(np.shape(v)) - 2)
+            for k, v in flat.items()
+            if k.endswith("/kernel") and len(np.shape(v)) >= 2
+        }
+    )
+    guesses = []
+    for channels, rank in pairs:
+        if rank == 0:
+            guesses += [((1, channels), (1, channels)), ((1, 4, channels), (1, 8, channels))]
+        else:
+            guesses.append(((1, *[32] * rank, channels), (1, *[64] * rank, channels)))
+    return guesses[:_MAX_GUESSES]
+
+
+def check_without_input_shape(model: Any, flat: Mapping[str, Any]) -> GuessedCheck | None:
+    """Check weights against ``model`` when nobody knows the input shape it takes.
+
+    A model's variable shapes depend on its input (flax infers each layer's input size), so
+    the input batch shape is guessed from the weights' kernels (see :func:`_guessed_inputs`),
+    and the model's variables are worked out abstractly (:func:`expected_shapes`) for it and
+    for an input of another spatial size: shapes that change with it (a flattening head)
+    are left unchecked, every other path and shape is compared.
+
+    Returns:
+      The first guess under which the weights fit, else the guess with the fewest
+      differences; ``None`` when ``model`` accepts none of the guessed inputs.
+    """
+    found = {k: tuple(np.shape(v)) for k, v in flat.items()}
+    best: GuessedCheck | None = None
+    for shape, other in _guessed_inputs(flat):
+        try:
+            wanted = {k: tuple(v.shape) for k, v in expected_shapes(model, shape).items()}
+            alt = wanted
+            if other != shape:
+                alt = {k: tuple(v.shape) for k, v in expected_shapes(model, other).items()}
+        except Exception:  # noqa: BLE001 (a model refusing this guess: rank, size, ...)
+            continue
+        varying = sorted(k for k in wanted if k in alt and alt[k] != wanted[k])
+        missing, unexpected, mismatched = compare_shapes(wanted, found)
+        shapes = {**{k: wanted[k] for k in missing}, **{k: found[k] for k in unexpected}}
+        check = GuessedCheck(
+            input_shape=shape,
+            missing=missing,
+            unexpected=unexpected,
+            mismatched=[m for m in mismatched if m[0] not in varying],
+            unchecked=varying,
+            shapes=shapes,
+        )
+        if check.fits:
+            return check
+        count = lambda c: len(c.missing) + len(c.unexpected) + len(c.mismatched)  # noqa: E731
+        if best is None or count(check) < count(best):
+            best = check
+    return best

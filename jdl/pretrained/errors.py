@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = ["ChecksumError", "WeightFileError", "WeightMismatchError"]
 
@@ -34,7 +34,9 @@ class WeightMismatchError(ValueError):
         sides with different shapes.
 
     ``summary`` (e.g. that the weights are of another architecture) goes on the first line
-    of the message, ``hint`` replaces the closing "Fix: ..." line.
+    of the message, ``hint`` replaces the closing "Fix: ..." line. ``shapes`` (path ->
+    shape: the model's for missing paths, the weights' for unexpected ones) adds each
+    listed path's shape to the message.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class WeightMismatchError(ValueError):
         summary: str = "",
         hint: str = "",
         limit: int = 20,
+        shapes: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         self.missing = list(missing)
         self.unexpected = list(unexpected)
@@ -56,8 +59,14 @@ class WeightMismatchError(ValueError):
             if summary
             else f"{source} do not match the model:"
         ]
-        lines += _lines("missing (in the model, not in the weights)", self.missing, limit)
-        lines += _lines("unexpected (in the weights, not in the model)", self.unexpected, limit)
+        shapes = dict(shapes or {})
+        shaped = lambda names: [  # noqa: E731
+            f"{n} {tuple(shapes[n])}" if n in shapes else n for n in names
+        ]
+        lines += _lines("missing (in the model, not in the weights)", shaped(self.missing), limit)
+        lines += _lines(
+            "unexpected (in the weights, not in the model)", shaped(self.unexpected), limit
+        )
         lines += _lines(
             "shape mismatch (model expects vs weights have)",
             [f"{n}: expected {tuple(e)}, found {tuple(f)}" for n, e, f in self.mismatched],

@@ -40,14 +40,14 @@ import hashlib
 import os
 import re
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from jdl._core.cache import cache_dir as _cache_dir
 from jdl._core.files import atomic_path
 from jdl.pretrained import _files
-from jdl.pretrained.errors import ChecksumError, WeightFileError
+from jdl.pretrained._files import fetch as _fetch
+from jdl.pretrained.errors import ChecksumError
 from jdl.pretrained.keras_resnet import KERAS_BN_EPSILON
 from jdl.pretrained.preprocess import KERAS_CAFFE, TORCHVISION
 
@@ -61,7 +61,7 @@ __all__ = [
     "register",
 ]
 
-_CHUNK = 1 << 20
+_CHUNK = _files.CHUNK
 #: Environment variable that overrides the download cache folder.
 _ENV_VAR = "JDL_PRETRAINED_DIR"
 
@@ -277,28 +277,6 @@ def _expected(entry: HubEntry) -> str:
     return f"sha256 {entry.sha256}" if entry.sha256 else f"md5 {entry.md5}"
 
 
-def _fetch(source: str, dest: Path, timeout: float) -> dict[str, str]:
-    """Copy ``source`` (URL or path) to ``dest`` while hashing; returns both digests."""
-    hashes = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
-    is_url = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", source) is not None
-    try:
-        if is_url:
-            scheme = urllib.parse.urlparse(source).scheme
-            if scheme not in ("http", "https", "file"):
-                raise WeightFileError(f"cannot download {source!r}: unsupported scheme {scheme!r}")
-            stream = urllib.request.urlopen(source, timeout=timeout)  # noqa: S310 (scheme checked)
-        else:
-            stream = open(source, "rb")  # noqa: SIM115 (closed below)
-        with stream, open(dest, "wb") as out:
-            for chunk in iter(lambda: stream.read(_CHUNK), b""):
-                out.write(chunk)
-                for h in hashes.values():
-                    h.update(chunk)
-    except OSError as err:
-        raise WeightFileError(f"could not download {source!r}: {err}") from err
-    return {k: h.hexdigest() for k, h in hashes.items()}
-
-
 def _cache_file(folder: Path, entry: HubEntry) -> Path:
     """``folder / entry.cache_name``, refusing any name that would leave ``folder``."""
     final = folder / _files.check_file_name(entry.cache_name, f"HubEntry {entry.name!r}")
@@ -341,7 +319,10 @@ def download(
       ChecksumError: the download's checksum differs from the entry's (the download was
         deleted and nothing was written under the cache name), or the cached file (or a new
         download) differs from the full SHA-256 recorded when it was first verified.
-      WeightFileError: the download failed (nothing is left in the cache).
+      WeightFileError: the download failed, or was cut short (fewer bytes than the server's
+        ``Content-Length``; the message names the URL and both sizes). Nothing is left in
+        the cache: the download goes to a temporary file, renamed to the cache name only
+        once complete and verified.
       ValueError: the entry's cache file name is not a bare file name.
       KeyError: an unknown name.
     """

@@ -80,7 +80,7 @@ from typing import Any
 
 from jdl.nn.resnet import Bottleneck, ResNet
 from jdl.nn.vgg import VGG
-from jdl.pretrained._keras_h5 import read_keras_weights
+from jdl.pretrained._keras_h5 import check_layer_structure, read_keras_weights
 from jdl.pretrained._result import Pretrained
 from jdl.pretrained._tree import merge_into
 from jdl.pretrained.errors import WeightFileError
@@ -191,8 +191,11 @@ def from_keras(
 
     Raises:
       FileNotFoundError: no such file.
-      WeightFileError: an unreadable file, or one of no supported Keras model (e.g.
-        ``ResNet50V2``, ``MobileNetV2``; the message names it).
+      WeightFileError: an unreadable file (not HDF5, truncated), one of unexpected
+        structure (a listed layer group or weight dataset missing, a conv / Dense /
+        BatchNorm layer with the wrong number, rank or sizes of weights, no weights at all;
+        the message names the file and the layer or dataset), or one of no supported Keras
+        model (e.g. ``ResNet50V2``, ``MobileNetV2``; the message names it).
       WeightMismatchError: weights that do not fit the model (``strict=True``).
 
     Example:
@@ -201,6 +204,7 @@ def from_keras(
       >>> # logits = p.model.apply(p.variables, x, train=False)
     """
     layers = read_keras_weights(path)
+    check_layer_structure(layers, path)
     refuse_resnet_v2(layers)
     _refuse_other_architectures(layers, path)
     if model is None:

@@ -148,3 +148,15 @@ def test_weights_holding_nan_are_loaded_with_a_warning_naming_them(tmp_path, cnn
         warnings.simplefilter("error")
         pretrained.load(pretrained.save(tmp_path / "ok.safetensors", model, variables,
                                         input_shape=(1, 12)))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("input_shape", "message"),
+    [((4,), r"input_shape=\(4,\) does not fit .*batch axis"), ((1, 5), r"\(5, 8\) from input")],
+)
+def test_save_refuses_an_input_shape_its_own_load_would_refuse(tmp_path, input_shape, message):
+    model = nn.MLP(widths=(8,), num_outputs=3)
+    variables = model.init(jax.random.key(0), jnp.ones((1, 4)), train=False)
+    with pytest.raises(ValueError, match=message):
+        pretrained.save(tmp_path / "m.safetensors", model, variables, input_shape=input_shape)
+    assert not (tmp_path / "m.safetensors").exists()
