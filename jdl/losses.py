@@ -169,7 +169,9 @@ def cross_entropy(
     if smooth:
         targets = (1.0 - label_smoothing) * targets + label_smoothing / num_classes
     log_probs = jax.nn.log_softmax(logits, axis=-1)
-    per = -jnp.sum(targets * log_probs, axis=-1)
+    # A class scored more than the float range below the top one has log-probability -inf;
+    # with target 0 it adds nothing (0 * -inf would be NaN).
+    per = -jnp.sum(jnp.where(targets == 0, 0, targets * log_probs), axis=-1)
     return masked_mean(per_example_mean(per), where)
 
 

@@ -99,7 +99,7 @@ def top_k_accuracy(
     if not 1 <= k <= num_classes:
         raise ValueError(f"k must be between 1 and the number of classes {num_classes}; got {k}.")
     _, top = jax.lax.top_k(logits, k)
-    hit = jnp.any(top == labels[:, None], axis=-1).astype(jnp.float32)
+    hit = jnp.any(top == labels[..., None], axis=-1).astype(jnp.float32)
     return masked_mean(hit, where)
 
 
@@ -144,12 +144,18 @@ def confusion_matrix(logits: Array, labels: Array, *, where: Array | None = None
 
     Returns:
         An int32 array ``(classes, classes)``; entry ``[i, j]`` counts examples of class
-        ``i`` predicted as ``j``.
+        ``i`` predicted as ``j``. Labels outside ``[0, classes)`` have no row and are not
+        counted (as masked-out examples are not).
+
+    Raises:
+        ValueError: if the labels (or the mask) do not fit the logits.
     """
     labels = _class_labels(logits, labels, "confusion_matrix")
     num_classes = logits.shape[-1]
     pred = jnp.argmax(logits, axis=-1)
-    weight = jnp.ones_like(labels) if where is None else jnp.asarray(where).astype(jnp.int32)
+    weight = mask_weights(where, labels.shape, jnp.int32)
+    # A negative label would wrap round to another class's row; drop it instead.
+    weight = jnp.where((labels >= 0) & (labels < num_classes), weight, 0)
     flat = labels * num_classes + pred
     counts = jnp.zeros(num_classes * num_classes, jnp.int32).at[flat].add(weight)
     return counts.reshape(num_classes, num_classes)

@@ -70,3 +70,30 @@ def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def is_numeric_dtype(dtype: Any) -> bool:
+    """True for the dtypes a model can take: bools, integers, floats (bfloat16 included),
+    complex; False for strings, bytes, Python objects, dates and records.
+
+    Example:
+        >>> is_numeric_dtype(np.float32), is_numeric_dtype(bool), is_numeric_dtype("<U3")
+        (True, True, False)
+    """
+    import jax.numpy as jnp  # here: the rest of this module needs only NumPy
+
+    dtype = np.dtype(dtype)
+    return bool(jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_))
+
+
+def describe_dtype(dtype: Any) -> str:
+    """What a non-numeric dtype holds, in words, for error messages (``"strings"``, ...)."""
+    kinds = {
+        "U": "strings",
+        "S": "byte strings",
+        "O": "Python objects: a ragged or mixed-type array?",
+        "M": "dates",
+        "m": "time spans",
+        "V": "raw bytes or records",
+    }
+    return kinds.get(np.dtype(dtype).kind, "not numbers")

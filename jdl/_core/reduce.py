@@ -2,11 +2,13 @@
 
 Every jdl loss and metric maps ``(predictions, targets)`` to one number per example and
 averages those over the batch -- over the examples where ``where`` is true, so that padded
-evaluation batches count every real example exactly once.
+evaluation batches count every real example exactly once. :func:`flatten_examples` (one
+row per example, an empty batch included) is also the models' flatten.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -51,7 +53,20 @@ def per_example_mean(x: Array) -> Array:
     """Mean over every axis but the first (the batch axis); scalars per example stay as is."""
     if x.ndim <= 1:
         return x
-    return jnp.mean(x.reshape(x.shape[0], -1), axis=1)
+    return jnp.mean(flatten_examples(x), axis=1)
+
+
+def flatten_examples(x: Array) -> Array:
+    """``x`` of shape ``(batch, *dims)`` as ``(batch, prod(dims))``, an empty batch too.
+
+    ``x.reshape(batch, -1)`` cannot tell the size of ``-1`` when ``batch`` is 0 (it raises
+    ``ZeroDivisionError``); the product of the other axes can.
+
+    Example:
+      >>> flatten_examples(jnp.zeros((0, 2, 3))).shape
+      (0, 6)
+    """
+    return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
 
 def check_same_shape(name: str, predictions: Array, targets: Array) -> tuple[Array, Array]:

@@ -26,8 +26,16 @@ def check_source(source: Any, name: str = "source") -> None:
         name: what the caller calls it (``"train"``, ``"validation"``, ...), for the message.
 
     Raises:
-        TypeError: naming what was expected and the type found.
+        TypeError: naming what was expected and the type found (a dict, which has ``len``
+            and ``[key]`` but no examples at ``[0]``, ``[1]``, ..., is refused).
     """
+    if isinstance(source, Mapping):
+        keys = sorted(map(str, source))
+        raise TypeError(
+            f"{name} must be a random-access data source (len() and [i]) or an (x, y) tuple "
+            f"of arrays; got a dict with keys {keys}. For a dict of arrays pass "
+            f"({name}['x'], {name}['y']) or jdl.data.from_arrays({name}['x'], {name}['y'])."
+        )
     if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
         raise TypeError(
             f"{name} must be a random-access data source (len() and [i]), e.g. "
@@ -40,9 +48,12 @@ def check_supervised(source: Any, name: str = "source") -> None:
 
     Raises:
         TypeError: if ``source`` is not random-access.
-        ValueError: if its examples are not dicts with ``"x"`` and ``"y"``.
+        ValueError: if it holds no examples, or its examples are not dicts with ``"x"``
+            and ``"y"``.
     """
     check_source(source, name)
+    if len(source) == 0:
+        raise ValueError(f"{name} is empty (0 examples); it needs at least one example.")
     example = source[0]
     if not isinstance(example, Mapping) or "x" not in example or "y" not in example:
         found = sorted(example) if isinstance(example, Mapping) else type(example).__name__

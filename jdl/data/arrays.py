@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from jdl._core.checks import describe_dtype, is_numeric_dtype
 from jdl.data._access import check_index, check_indices, check_source
 
 __all__ = ["ArraySource", "as_source", "from_arrays"]
@@ -24,10 +25,11 @@ def _as_array(name: str, value: Any) -> np.ndarray:
             f"{name} must have a leading axis of examples, shape (num_examples, ...), got a "
             f"0-d array (shape (), value {array!r}); for a single example use {name}[None]"
         )
-    if array.dtype == object:
+    if not is_numeric_dtype(array.dtype):
         raise TypeError(
-            f"{name} must be an array of numbers (or bools), got dtype object (a ragged or "
-            "mixed-type array?)"
+            f"{name} must be an array of numbers (or bools), got dtype {array.dtype} "
+            f"({describe_dtype(array.dtype)}); encode it as numbers first (e.g. class names "
+            f"as indices: np.unique({name}, return_inverse=True)[1])"
         )
     return array
 
@@ -122,7 +124,7 @@ def from_arrays(x: Any, y: Any) -> ArraySource:
 
     Raises:
         TypeError: If ``x`` or ``y`` is not an array (a list, a dict, a number, ...) or
-            has dtype ``object``.
+            does not hold numbers or bools (dtype ``object``, strings, dates, ...).
         ValueError: If ``x`` or ``y`` is 0-d, or their lengths (axis 0) differ.
 
     Example:

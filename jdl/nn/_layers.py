@@ -183,9 +183,9 @@ def bias_free_conv(
 def image_batch(module: nn.Module, model: str, x: jax.Array, first_conv: str) -> jax.Array:
     """Check and prepare an image batch: NHWC (a missing channel axis added), in ``dtype``.
 
-    Raises ``ValueError`` for a wrong rank, an image without pixels (height or width 0), or
-    (for an initialised ``module``) a channel count other than the input channels of its
-    conv ``first_conv``.
+    Raises ``ValueError`` for a wrong rank, an image without pixels (height or width 0) or
+    channels, or (for an initialised ``module``) a channel count other than the input
+    channels of its conv ``first_conv``.
     """
     x = jnp.asarray(x)
     shape = x.shape
@@ -199,6 +199,11 @@ def image_batch(module: nn.Module, model: str, x: jax.Array, first_conv: str) ->
         raise ValueError(
             f"{model} expects images of at least 1 x 1 pixels (batch, height, width, channels); "
             f"got shape {tuple(shape)}, with no pixels"
+        )
+    if x.shape[-1] == 0:
+        raise ValueError(
+            f"{model} expects images with at least 1 channel (batch, height, width, channels); "
+            f"got shape {tuple(shape)}, with no channels"
         )
     check_param_dim(
         module,

@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jdl._core.reduce import flatten_examples
 from jdl.nn._checks import (
     check_param_dim,
     check_positive_int,
@@ -193,8 +194,9 @@ class CNN(nn.Module):
           Outputs of shape ``(batch, num_outputs)``.
 
         Raises:
-          ValueError: if ``x`` has the wrong rank, or (for an initialised model) a number of
-            channels, or a flattened size, other than the one the model was built for.
+          ValueError: if ``x`` has the wrong rank, no channels or a spatial size too small
+            for the conv stack, or (for an initialised model) a number of channels, or a
+            flattened size, other than the one the model was built for.
         """
         x = jnp.asarray(x)
         input_shape = x.shape
@@ -204,6 +206,11 @@ class CNN(nn.Module):
             x = x[..., None]
         elif x.ndim != self.ndim + 2:
             raise rank_error(f"CNN(ndim={self.ndim})", expected, x.shape)
+        if x.shape[-1] == 0:
+            raise ValueError(
+                f"CNN(ndim={self.ndim}) expects inputs with at least 1 channel, shape {expected}; "
+                f"got shape {tuple(input_shape)}, with no channels"
+            )
         x = to_dtype(x, self.dtype)
 
         if self.features:
@@ -252,7 +259,7 @@ class CNN(nn.Module):
         if self.global_pool:
             h = jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))
         else:
-            h = x.reshape(x.shape[0], -1)
+            h = flatten_examples(x)
         first = "Dense_0" if self.dense else self.head_name
         check_param_dim(
             self,

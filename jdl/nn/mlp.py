@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jdl._core.reduce import flatten_examples
 from jdl.nn._checks import (
     check_param_dim,
     check_positive_int,
@@ -142,7 +143,7 @@ class MLP(nn.Module):
         if x.ndim < 2:
             raise rank_error("MLP", "(batch, features) or (batch, *feature_dims)", x.shape)
         original_shape = x.shape
-        h = to_dtype(x.reshape(x.shape[0], -1), self.dtype)
+        h = to_dtype(flatten_examples(x), self.dtype)
         features = h.shape[-1]
         if features == 0:
             raise ValueError(

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jdl._core.reduce import flatten_examples
 from jdl.nn._checks import (
     check_param_dim,
     check_positive_int,
@@ -142,9 +143,10 @@ class RNNClassifier(nn.Module):
           Outputs of shape ``(batch, num_outputs)``.
 
         Raises:
-          ValueError: for a wrong input rank, ``lengths`` of the wrong shape or (when known
-            outside ``jit``) out of range, or (for an initialised model) a number of features
-            per step other than the model's.
+          ValueError: for a wrong input rank, no steps or no features, ``lengths`` of the
+            wrong shape or (when known outside ``jit``) out of range, or (for an initialised
+            model) a number of features per step other than the model's, or (with
+            ``readout="sequence"``) a number of steps other than the model's.
         """
         x = jnp.asarray(x)
         input_shape = x.shape
@@ -153,6 +155,11 @@ class RNNClassifier(nn.Module):
         elif x.ndim != 3:
             raise rank_error("RNNClassifier", "(batch, time, features) or (batch, time)", x.shape)
         batch, time, features = x.shape
+        if time == 0 or features == 0:
+            raise ValueError(
+                "RNNClassifier expects sequences of at least 1 step of at least 1 feature, shape "
+                f"(batch, time, features) or (batch, time); got shape {tuple(input_shape)}"
+            )
         if lengths is not None:
             lengths = self._check_lengths(lengths, batch, time)
         cell_name = _cell_name(self.cell)
@@ -197,7 +204,18 @@ class RNNClassifier(nn.Module):
             if lengths is not None:
                 valid = jnp.arange(time)[None, :] < lengths[:, None]
                 h = jnp.where(valid[..., None], h, jnp.zeros((), h.dtype))
-            final = h.reshape(batch, -1)
+            final = flatten_examples(h)
+            check_param_dim(
+                self,
+                (self.head_name, "kernel"),
+                0,
+                final.shape[-1],
+                lambda n: (
+                    f"RNNClassifier(readout='sequence') expects inputs of {n // h.shape[-1]} "
+                    f"steps (its head reads time * hidden features), got shape "
+                    f"{tuple(input_shape)}"
+                ),
+            )
         if uses_dropout(self.dropout):
             final = Dropout(self.dropout, deterministic=not train)(final)
         out = nn.Dense(

@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jdl._core.reduce import flatten_examples
 from jdl.nn._checks import (
     check_param_dim,
     check_positive_int,
@@ -237,7 +238,7 @@ class VGG(nn.Module):
                 x = batch_norm(self, train=train, name=name.replace("_conv", "_bn"))(x)
             x = act(x)
 
-        h = x.reshape(x.shape[0], -1)
+        h = flatten_examples(x)
         first = "fc1" if self.classifier else self.head_name
         check_param_dim(
             self,

@@ -40,3 +40,17 @@ def test_a_source_shorter_than_its_len_is_named():
     with pytest.raises(IndexError, match=r"example 8 of a source of length 10.*ShortLabels"):
         jdl.fit(jdl.nn.MLP(widths=(2,), num_outputs=2), ShortLabels(), batch_size=5,
                 loss="ce", optimizer=("sgd", 0.1), epochs=1, verbose=0, shuffle=False)  # fmt: skip
+
+
+def test_a_dict_of_arrays_is_refused_naming_the_tuple_to_pass():
+    # a dict has len() and [key], so it passed as a "source" and failed with KeyError: 0
+    x, y = np.zeros((4, 2), np.float32), np.zeros(4, np.int32)
+    with pytest.raises(TypeError, match=r"got a dict with keys \['x', 'y'\].*\(train\['x'\]"):
+        jdl.fit(jdl.nn.MLP(widths=(4,), num_outputs=2), {"x": x, "y": y}, batch_size=2,
+                optimizer=("sgd", 0.1), loss="cross_entropy", steps=1, verbose=0)  # fmt: skip
+
+
+def test_an_empty_source_is_named_before_its_first_example_is_read():
+    x, y = np.zeros((0, 2), np.float32), np.zeros(0, np.int32)
+    with pytest.raises(ValueError, match=r"data is empty \(0 examples\)"):
+        jdl.evaluate(jdl.nn.MLP(widths=(4,), num_outputs=2), {"params": {}}, (x, y))
