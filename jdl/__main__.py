@@ -17,7 +17,9 @@ directory::
 ``--epochs``) must be the checkpoint's (the run is refused with the differences listed),
 and so must the length too when the learning rate follows a schedule over it. Training
 that produces a NaN or infinite loss stops there, writes the run directory (no checkpoint
-of non-finite parameters) and exits with status 1. Ctrl-C (SIGINT) or SIGTERM stops
+of non-finite parameters) and exits with status 1; with ``--debug`` it stops at the first
+step with a NaN or inf anywhere (:func:`jdl.fit` ``debug=True``), prints which batch, layer
+and parameter went non-finite first, and exits with status 1. Ctrl-C (SIGINT) or SIGTERM stops
 training at the next step boundary, saves a checkpoint of that step (resumable exactly with
 ``--resume``), prints one line saying where, and exits with status 130 (SIGINT) or 143
 (SIGTERM); a second Ctrl-C stops at once.
@@ -170,6 +172,13 @@ def _parser() -> argparse.ArgumentParser:
         "or --epochs may change, to train longer)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--debug",
+        action="store_true",
+        help="check every step on the device for NaN/inf (inputs, layer outputs, loss, "
+        "gradients, updated parameters) and stop at the first, naming its batch, layer and "
+        "parameter (jdl.fit(debug=True); slower: for finding a divergence)",
+    )
     return parser
 
 
@@ -187,8 +196,8 @@ def _train(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             return _fail(f"--{name.replace('_', '-')} must be a positive integer; got {value}.")
-    if not args.lr > 0:
-        return _fail(f"--lr must be positive; got {args.lr}.")
+    if not (math.isfinite(args.lr) and args.lr > 0):  # NaN and inf too: they train to NaN
+        return _fail(f"--lr must be a finite positive number; got {args.lr}.")
     try:
         info = jdl.data.dataset_info(args.dataset, data_dir=args.data_dir)
         train = jdl.data.load(args.dataset, split="train", data_dir=args.data_dir)
@@ -273,7 +282,11 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
             verbose=0 if args.quiet else 1,
             resume=args.resume,
+            debug=args.debug,
         )
+    except jdl.train.NonFiniteError as err:  # --debug found where training diverged
+        print(f"error: training diverged: {err}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError) as err:
         return _fail(str(err))
     except (KeyboardInterrupt, SystemExit) as err:

@@ -18,7 +18,7 @@ def test_help_explains_every_option():
     ).stdout
     for option in (
         "--model", "--dataset", "--optimizer", "--lr", "--epochs", "--steps", "--batch-size",
-        "--strategy", "--seed", "--out", "--resume",
+        "--strategy", "--seed", "--out", "--resume", "--debug",
     ):  # fmt: skip
         assert option in out
     assert "mnist1d" in out and "6000" in out
@@ -72,7 +72,9 @@ def test_regression_dataset_reports_test_loss(tmp_path, capsys):
         (["--dataset", "no_such_dataset_xyz"], "no_such_dataset_xyz"),
         (["--dataset", "digits", "--model", "gru"], "reads sequences"),
         (["--steps", "0"], "--steps must be a positive integer"),
-        (["--lr", "-1"], "--lr must be positive"),
+        (["--lr", "-1"], "--lr must be a finite positive number; got -1.0"),
+        (["--lr", "inf"], "--lr must be a finite positive number; got inf"),
+        (["--lr", "nan"], "--lr must be a finite positive number; got nan"),
         (["--resume"], "no checkpoints"),
     ],
 )
@@ -139,3 +141,11 @@ def test_a_diverging_run_exits_non_zero_with_strict_json(tmp_path, capsys):
     text = (out / "results.json").read_text()
     assert "NaN" not in text and json.loads(text)["test"]["loss"] is None
     assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
+
+
+def test_debug_names_where_a_run_diverged(tmp_path, capsys):
+    argv = [*IRIS, "--steps", "8", "--optimizer", "sgd", "--lr", "1e30", "--debug"]
+    assert main([*argv, "--out", str(tmp_path / "nan")]) == 1
+    err = capsys.readouterr().err
+    assert "error: training diverged: fit(debug=True): the first non-finite value" in err
+    assert "first non-finite gradient: params/" in err and "Cause: " in err

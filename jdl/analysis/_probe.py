@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jdl._core.checks import is_int
 from jdl._core.tree import own_leaves
 from jdl.analysis._layers import (
     Layer,
@@ -132,6 +133,8 @@ def probe(
     stats: bool = True,
 ) -> ProbeResult:
     """Compute per-layer gradient and activation numbers in one compiled pass."""
+    if not is_int(bins) or bins < 1:
+        raise ValueError(f"bins must be a positive number of histogram bins; got {bins!r}.")
     variables = _as_variables(variables)
     x, y = batch_xy(batch, need_y=loss is not None)
     extras = batch_extras(model, batch)

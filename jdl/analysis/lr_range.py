@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jdl.analysis.scanning import _as_arrays, initial_state, sample_batch
+from jdl.analysis.scanning import checked_arrays, initial_state, sample_batch
 from jdl.train import TrainState, as_optimizer, train_step
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ def lr_find(
         raise ValueError(f"Need 0 < start_lr < end_lr; got {start_lr}, {end_lr}.")
     if steps < 3:
         raise ValueError(f"steps must be >= 3; got {steps}.")
-    arrays = {k: jnp.asarray(v) for k, v in _as_arrays(data).items()}
+    arrays = {k: jnp.asarray(v) for k, v in checked_arrays(model, data, loss).items()}
     x = arrays["x"]
     settings = (
         model,

@@ -26,6 +26,7 @@ from jdl.analysis._layers import apply_model
 from jdl.data import ArraySource, as_source
 from jdl.data import as_arrays as source_arrays
 from jdl.train import TrainState, as_optimizer, create_state, state_from_variables, train_step
+from jdl.train.data_checks import check_arrays, check_targets, model_output
 from jdl.train.state import MODEL_INPUTS
 
 __all__ = ["ScanRun", "scan_fit"]
@@ -63,6 +64,17 @@ def _as_arrays(data: Any) -> dict[str, np.ndarray]:
         source = as_source(data, "data")  # an (x, y) pair: checked by jdl.data.from_arrays
         arrays = source.arrays if isinstance(source, ArraySource) else source_arrays(source)
     return {k: np.asarray(arrays[k]) for k in ("x", "y", *MODEL_INPUTS) if k in arrays}
+
+
+def checked_arrays(model: nn.Module, data: Any, loss: str | Callable) -> dict[str, np.ndarray]:
+    """:func:`_as_arrays`, checked as :func:`jdl.fit` checks its data, every example:
+    numbers only, finite, and targets that fit the model's outputs and the loss (class
+    labels in ``[0, num_outputs)``, ...; see :mod:`jdl.train.data_checks`)."""
+    arrays = _as_arrays(data)
+    check_arrays(arrays, "data", True)
+    output, _ = model_output(model, arrays["x"][:1], "data")
+    check_targets(arrays["y"], output, loss, "data", True)
+    return arrays
 
 
 def sample_batch(key: jax.Array, arrays: Mapping[str, jax.Array], batch_size: int | None) -> dict:
@@ -115,7 +127,7 @@ def scan_fit(
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}.")
-    arrays = {k: jnp.asarray(v) for k, v in _as_arrays(data).items()}
+    arrays = {k: jnp.asarray(v) for k, v in checked_arrays(model, data, loss).items()}
     x, y = arrays["x"], arrays["y"]
     extras = {k: v for k, v in arrays.items() if k not in ("x", "y")}
     state = initial_state(model, as_optimizer(optimizer), x, seed, variables)

@@ -17,6 +17,7 @@ from jdl.train.checkpoint import (
     restore_state,
     save_state,
 )
+from jdl.train.debug import NonFiniteError
 from jdl.train.ema import averaged_params, ema_params
 from jdl.train.history import History, metric_mode
 from jdl.train.loop import evaluate, fit
@@ -53,6 +54,7 @@ __all__ = [
     "CheckpointMismatchError",
     "ResumeMismatchError",
     "History",
+    "NonFiniteError",
     "callbacks",
     "default_metrics",
     "evaluate",

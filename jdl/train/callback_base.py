@@ -120,3 +120,18 @@ class Callback:
 
     def on_train_end(self, run: Run) -> None:
         """Called once after the last step."""
+
+
+def check_callbacks(callbacks: Any) -> None:
+    """Raise a TypeError unless ``callbacks`` is a sequence of :class:`Callback` objects."""
+    if isinstance(callbacks, Callback):
+        raise TypeError(
+            f"callbacks must be a list of Callback objects; got one {type(callbacks).__name__} "
+            f"(pass callbacks=[{type(callbacks).__name__}(...)])."
+        )
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, Callback):
+            raise TypeError(
+                f"callbacks[{i}] must be a jdl.train.callbacks.Callback (e.g. "
+                f"TerminateOnNaN()); got the {type(cb).__name__} {cb!r:.80}."
+            )

@@ -23,6 +23,7 @@ from jdl.train.callback_base import Callback, Run
 from jdl.train.checkpoint import latest_step, restore_state, save_state, set_aside
 from jdl.train.ema import EMA
 from jdl.train.history import metric_mode
+from jdl.train.nonfinite import describe_non_finite, non_finite_leaves
 from jdl.train.optim import learning_rate
 from jdl.train.plateau import ReduceLROnPlateau
 from jdl.train.state import TrainState
@@ -45,8 +46,11 @@ class TerminateOnNaN(Callback):
 
     The check runs whenever metrics are fetched, on every step's loss since the last
     fetch, so the step reported is exact (training may have run up to ``log_every - 1``
-    steps past it). The run's ``stop_reason`` (and ``History.stop_reason``) reads e.g.
-    ``"loss became nan at step 17 (epoch 2)"``.
+    steps past it). The run's ``stop_reason`` (and ``History.stop_reason``, and the
+    warning) reads e.g. ``"loss became nan at step 17 (epoch 2); at step 20, first
+    non-finite parameter: params/Dense_0/bias (16 of 16 values; 4 of 4 arrays non-finite)"``:
+    the parameters are read once, when it triggers. To find the input batch, layer and
+    parameter that went non-finite *first*, train with ``jdl.fit(..., debug=True)``.
     """
 
     def __init__(self, monitor: str = "loss"):
@@ -61,7 +65,9 @@ class TerminateOnNaN(Callback):
             step = first_step + int(bad[0])
             epoch = (step - 1) // run.steps_per_epoch + 1
             value = "nan" if np.isnan(values[bad[0]]) else "inf"
-            run.stop(f"{self.monitor} became {value} at step {step} (epoch {epoch})")
+            state = run.state
+            where = f"at step {int(np.max(state.step))}, {describe_non_finite(state)}"
+            run.stop(f"{self.monitor} became {value} at step {step} (epoch {epoch}); {where}")
             warnings.warn(f"TerminateOnNaN: {run.stop_reason}; training stopped.", stacklevel=2)
 
 
@@ -314,12 +320,7 @@ class Checkpoint(Callback):
 
 def _non_finite(state: TrainState) -> str:
     """Which of the state's parameters / BatchNorm statistics hold NaN or inf ('' if none)."""
-    bad = []
-    for name, tree in (("params", state.params), ("batch_stats", state.batch_stats)):
-        for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-            value = np.asarray(leaf)
-            if np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all():
-                bad.append(name + jax.tree_util.keystr(path))
+    bad = list(non_finite_leaves({"params": state.params, "batch_stats": state.batch_stats}))
     if len(bad) > 3:
         return ", ".join(bad[:3]) + f" and {len(bad) - 3} more"
     return ", ".join(bad)

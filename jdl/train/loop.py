@@ -8,6 +8,7 @@ short way to do what the pieces do.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,10 +18,12 @@ import numpy as np
 import optax
 
 from jdl import losses as losses_lib
-from jdl._core.tree import compare_shapes, flatten
 from jdl.data import as_source
 from jdl.data._access import check_supervised
-from jdl.train.callbacks import Callback, Checkpoint, Run
+from jdl.train.callback_base import check_callbacks
+from jdl.train.callbacks import Callback, Checkpoint, Run, TerminateOnNaN
+from jdl.train.data_checks import check_data
+from jdl.train.debug import DebugMonitor, warn_non_finite_loss
 from jdl.train.feed import _make_feed
 from jdl.train.history import History
 from jdl.train.interrupt import StopOnSignal
@@ -35,8 +38,16 @@ from jdl.train.resume import (
     restore_run,
     run_config,
 )
-from jdl.train.runner import EpochRunner, default_metrics, evaluate_sums, plan_run
-from jdl.train.state import TrainState, create_state, state_from_variables
+from jdl.train.runner import (
+    EpochRunner,
+    check_model,
+    check_positive_ints,
+    check_run_settings,
+    default_metrics,
+    evaluate_sums,
+    plan_run,
+)
+from jdl.train.state import TrainState, check_variables, create_state, state_from_variables
 from jdl.train.step import eval_step, train_step
 
 __all__ = ["evaluate", "fit"]
@@ -69,18 +80,30 @@ def evaluate(
 
     Returns:
         ``{"loss": ..., <metric>: ...}`` as Python floats.
+
+    Raises:
+        TypeError: for inputs or targets that are not numbers.
+        ValueError: for variables that do not fit the model (every differing path and
+            shape listed), NaN/inf in the data, inputs that do not fit the model, or
+            targets that do not fit its outputs and ``loss`` (e.g. class labels outside
+            ``[0, num_outputs)``); see :mod:`jdl.train.data_checks`.
     """
+    check_model("evaluate", model)
+    check_positive_ints(batch_size=batch_size)
     data = as_source(data, "data")
     check_supervised(data, "data")
+    feed = _make_feed(data)
+    _, _, expected = check_data(model, feed, loss, "data")  # numbers, finite, fitting
     if isinstance(variables, TrainState):
         state = variables
     else:
         state = state_from_variables(model, None, variables, copy=False)
+    check_variables(expected, state.variables, "evaluate variables")
     metrics = default_metrics(loss) if metrics is None else tuple(metrics)
     step = parallelize(
         functools.partial(eval_step, loss_fn=loss, metrics=metrics), strategy, donate=False
     )
-    means = evaluate_sums(step, state, _make_feed(data), batch_size)
+    means = evaluate_sums(step, state, feed, batch_size)
     return {k: float(v) for k, v in means.items()}
 
 
@@ -95,18 +118,7 @@ def _start_from(
             + (f" with keys {sorted(variables)}" if isinstance(variables, Mapping) else "")
         )
     expected = {"params": state.params, "batch_stats": state.batch_stats}
-    given = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
-    want = {k: np.shape(v) for k, v in flatten(expected).items()}
-    got = {k: np.shape(v) for k, v in flatten(given).items()}
-    missing, unexpected, mismatched = compare_shapes(want, got)
-    problems = [f"missing {k} {want[k]}" for k in missing]
-    problems += [f"unexpected {k} {got[k]}" for k in unexpected]
-    problems += [f"{k}: shape {got} given, the model has {shape}" for k, shape, got in mismatched]
-    if problems:
-        raise ValueError(
-            f"fit variables= do not fit the model ({len(problems)} problem(s)): "
-            + "; ".join(problems)
-        )
+    given = check_variables(expected, variables, "fit variables=")
     # In the model's dtypes, copied: the state is donated to the train step, the caller's
     # arrays must survive it. The key stays the fresh state's (``seed``'s).
     cast = jax.tree.map(lambda ref, v: jnp.asarray(v, dtype=ref.dtype), expected, given)
@@ -135,6 +147,7 @@ def fit(
     shuffle: bool = True,
     resume: bool = False,
     variables: Mapping[str, Any] | None = None,
+    debug: bool = False,
 ) -> History:
     """Train a model on a dataset; return its :class:`History`.
 
@@ -169,6 +182,16 @@ def fit(
             fresh initialisation; the optimiser state is new and the step count starts at 0.
             They must have exactly the model's structure and shapes. The caller's arrays are
             copied, never donated.
+        debug: check every step on the device for NaN/inf -- in the input batch, every
+            layer's output, the loss, every gradient and every updated variable -- and stop
+            at the first step that has any with a :class:`jdl.train.NonFiniteError` naming
+            the step, its batch's examples, and the first input field, layer (module path)
+            and parameter path that went non-finite (:mod:`jdl.train.debug`). The counts
+            travel with the metrics, fetched every ``log_every`` steps (no extra host
+            synchronisation); the step computes more, so use it to find a divergence, not to
+            train. Without it, a NaN/inf epoch loss warns once (naming the first non-finite
+            parameter) and training goes on, unless :class:`~jdl.train.callbacks.TerminateOnNaN`
+            stops it.
 
     Returns:
         A :class:`History`: per-epoch ``metrics``, the final ``state`` and ``variables``.
@@ -176,6 +199,13 @@ def fit(
     Raises:
         ValueError: for a dataset smaller than one batch, neither epochs nor steps, a
             batch that does not fit the model, and the like — naming what was expected.
+            The data (training and validation) is checked before anything compiles: NaN
+            or inf, and targets that do not fit the model's outputs under ``loss`` (class
+            labels outside ``[0, num_outputs)``, targets outside ``[0, 1]`` for
+            ``binary_cross_entropy``, shapes that would broadcast) are refused, with the
+            range found and the fix (:mod:`jdl.train.data_checks`).
+        TypeError: for inputs or targets that are not numbers (strings, objects, dates).
+        NonFiniteError: with ``debug=True``, at the first step that produced NaN or inf.
         KeyboardInterrupt: on SIGINT (Ctrl-C) while training, after stopping at a step
             boundary and letting each ``Checkpoint`` save that step (resumable exactly);
             ``SystemExit(143)`` likewise on SIGTERM. See :mod:`jdl.train.interrupt`.
@@ -183,7 +213,11 @@ def fit(
     train = as_source(train, "train")
     validation = None if validation is None else as_source(validation, "validation")
     optimizer = as_optimizer(optimizer)
-    plan = plan_run("fit", model, train, validation, batch_size, epochs, steps, log_every, seed)
+    check_run_settings("fit", l1=l1, l2=l2, eval_batch_size=eval_batch_size)
+    check_callbacks(callbacks)
+    plan = plan_run(
+        "fit", model, train, validation, batch_size, epochs, steps, log_every, seed, loss
+    )
     metrics = default_metrics(loss) if metrics is None else tuple(metrics)
     if resume and variables is not None:
         raise ValueError(
@@ -201,7 +235,9 @@ def fit(
         )
     else:
         point = ResumePoint(state)
-    train_fn, eval_fn = _steps(loss, metrics, l1, l2, strategy)
+    train_fn, eval_fn = _steps(loss, metrics, l1, l2, strategy, debug)
+    monitor = DebugMonitor.for_run(model, point.state, plan) if debug else None
+    warn_nan = not debug and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
     runner = EpochRunner(
         plan, train_fn, point.state, seed=seed, shuffle=shuffle, log_every=log_every,
         verbose=verbose,
@@ -218,7 +254,7 @@ def fit(
         stop_training=point.stop_reason is not None,
         stop_reason=point.stop_reason,
     )
-    runner.on_fetch = functools.partial(_on_metrics, run, runner, callbacks)
+    runner.on_fetch = functools.partial(_on_metrics, run, runner, callbacks, monitor)
     # Checkpoints save after every other callback has seen the epoch, and before any
     # other callback changes the state at the end of training.
     savers = [cb for cb in callbacks if isinstance(cb, Checkpoint)]
@@ -231,7 +267,7 @@ def fit(
     run.checkpoint_extras = functools.partial(_extras, run, runner, config, boundary)
     if any(cb.every_steps for cb in savers):  # checkpoints inside epochs, between steps
         runner.on_step = functools.partial(_save_steps, run, runner, savers)
-    val_feed = _make_feed(validation) if validation is not None else None
+    val_feed = plan.validation
     # SIGINT/SIGTERM only set a flag while training: the run stops at a step boundary,
     # the Checkpoint callbacks save, then fit raises (jdl/train/interrupt.py).
     with StopOnSignal() as signals:
@@ -252,6 +288,8 @@ def fit(
                 val = runner.evaluate(eval_fn, val_feed, eval_batch_size or max(batch_size, 256))
                 logs.update({f"val_{k}": v for k, v in val.items()})
             logs = {k: float(v) for k, v in logs.items()}
+            if warn_nan and not math.isfinite(logs.get("loss", 0.0)):
+                warn_nan = warn_non_finite_loss(run, logs["loss"])  # once
             for cb in callbacks:
                 cb.on_epoch_end(run, logs)
             history.append(run.epoch, run.step, logs)
@@ -293,11 +331,15 @@ def _steps(
     l1: float,
     l2: float,
     strategy: str | None,
+    debug: bool = False,
 ) -> tuple[ParallelStep, ParallelStep]:
-    """The compiled training step and, on the same devices, the evaluation step."""
+    """The compiled training step (counting NaN/inf with ``debug``) and, on the same
+    devices, the evaluation step."""
     loss_fn = losses_lib.get(loss)
+    options = {"debug": True} if debug else {}  # without: the plain step, unchanged
     train_fn = parallelize(
-        functools.partial(train_step, loss_fn=loss_fn, metrics=metrics, l1=l1, l2=l2), strategy
+        functools.partial(train_step, loss_fn=loss_fn, metrics=metrics, l1=l1, l2=l2, **options),
+        strategy,
     )
     eval_fn = parallelize(
         functools.partial(eval_step, loss_fn=loss_fn, metrics=metrics),
@@ -338,10 +380,14 @@ def _on_metrics(
     run: Run,
     runner: EpochRunner,
     callbacks: Sequence[Callback],
+    monitor: DebugMonitor | None,
     first_step: int,
     fetched: dict[str, np.ndarray],
 ) -> None:
-    """Hand freshly fetched per-step metrics to the callbacks."""
+    """Hand freshly fetched per-step metrics to the callbacks (after ``debug``'s check,
+    which takes its entries out)."""
+    if monitor is not None:
+        monitor.check(first_step, fetched)
     run.step = runner.step
     for cb in callbacks:
         cb.on_metrics(run, first_step, fetched)

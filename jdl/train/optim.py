@@ -169,6 +169,8 @@ def optimizer(
     Raises:
         ValueError: for an unknown optimiser or schedule name, or a non-positive
             learning rate.
+        TypeError: for a keyword argument the optax optimiser does not take (checked
+            here, not when the optimiser state is first made).
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}.")
@@ -193,9 +195,14 @@ def optimizer(
             continue
         if not (is_number(value) and value >= 0):
             raise ValueError(f"{label} must be a non-negative number; got {value!r}.")
-    base = optax.inject_hyperparams(_with_decay(OPTIMIZERS[name], name, weight_decay, kwargs))(
-        learning_rate=learning_rate
-    )
+    factory = _with_decay(OPTIMIZERS[name], name, weight_decay, kwargs)
+    try:  # optax.inject_hyperparams calls the factory only at init: check its keywords now
+        factory(1.0)
+    except TypeError as exc:
+        raise TypeError(
+            f"optimizer {name!r} does not take the keyword argument(s) {sorted(kwargs)}: {exc}"
+        ) from exc
+    base = optax.inject_hyperparams(factory)(learning_rate=learning_rate)
     parts = []
     if clip is not None:
         if clip <= 0:
@@ -370,4 +377,6 @@ def as_optimizer(
                 f"returned {type(tx).__name__}."
             )
         return tx
-    raise TypeError(f"optimizer must be {_forms()}; got {type(optimizer).__name__}.")
+    raise TypeError(
+        f"optimizer must be {_forms()}; got the {type(optimizer).__name__} {optimizer!r}."
+    )

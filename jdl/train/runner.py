@@ -18,14 +18,16 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import flax.linen as flax_nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
 from jdl import losses as losses_lib
-from jdl._core.checks import is_int
+from jdl._core.checks import is_int, is_number
 from jdl.data._access import check_supervised
+from jdl.train.data_checks import check_data
 from jdl.train.feed import _ArrayFeed, _epoch_batches, _eval_batches, _make_feed
 
 __all__ = ["default_metrics"]
@@ -44,6 +46,7 @@ class RunPlan:
         total_steps: the steps the run trains for.
         num_epochs: the epochs it takes (the last one may be partial).
         sample: one training example as a batch of one (for initialisation).
+        validation: the validation feed (``None`` without validation data).
     """
 
     feed: _ArrayFeed | Any
@@ -52,6 +55,7 @@ class RunPlan:
     total_steps: int
     num_epochs: int
     sample: dict[str, np.ndarray]
+    validation: _ArrayFeed | Any = None
 
 
 def default_metrics(loss: str | Callable) -> tuple[str, ...]:
@@ -65,10 +69,40 @@ def default_metrics(loss: str | Callable) -> tuple[str, ...]:
     return ()
 
 
-def _check_positive_ints(**values: Any) -> None:
+def check_positive_ints(**values: Any) -> None:
+    """Raise a ValueError naming each of ``values`` that is not ``None`` or an int >= 1."""
     for name, value in values.items():
         if value is not None and (not is_int(value) or value < 1):
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+def check_model(caller: str, model: Any) -> None:
+    """Raise a TypeError unless ``model`` is a ``flax.linen.Module``."""
+    if not isinstance(model, flax_nn.Module):
+        raise TypeError(
+            f"{caller} model must be a flax.linen.Module (e.g. jdl.nn.MLP(widths=(64,), "
+            f"num_outputs=10)); got the {type(model).__name__} {model!r:.80}."
+        )
+
+
+def check_run_settings(
+    caller: str, *, l1: Any, l2: Any, eval_batch_size: int | None = None
+) -> None:
+    """Check the settings ``fit`` and ``sweep`` share beyond :func:`plan_run`'s.
+
+    Raises:
+        ValueError: a penalty coefficient that is not a finite number >= 0 (a JAX array,
+            as when ``sweep`` traces it, is accepted unchecked), or an ``eval_batch_size``
+            that is not a positive integer.
+    """
+    check_positive_ints(eval_batch_size=eval_batch_size)
+    for name, value in (("l1", l1), ("l2", l2)):
+        if isinstance(value, jax.Array):
+            continue
+        if not (is_number(value) and math.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"{caller} {name} must be a finite penalty coefficient >= 0; got {value!r}."
+            )
 
 
 def plan_run(
@@ -81,20 +115,29 @@ def plan_run(
     steps: int | None,
     log_every: int,
     seed: int,
+    loss: str | Callable | None = None,
 ) -> RunPlan:
     """Check a run's settings and data; return its :class:`RunPlan`.
 
-    ``caller`` (``"fit"``, ``"sweep"``) names the entry point in the errors.
+    ``caller`` (``"fit"``, ``"sweep"``) names the entry point in the errors. The training
+    and validation data are checked against the model and ``loss`` by
+    :func:`jdl.train.data_checks.check_data` (numbers only, finite, inputs that fit the
+    model, targets that fit its outputs), all of an in-memory dataset, the first batch of
+    a streamed one; ``loss=None`` skips the target checks.
 
     Raises:
         ValueError: neither ``epochs`` nor ``steps``, a setting that is not a positive
-            integer, a training set smaller than one batch, or batches that do not fit the
-            model (with the data's shape named).
-        TypeError: for a source that is not random-access (from the source check).
+            integer, a training set smaller than one batch, batches that do not fit the
+            model (with the data's shape named), non-finite values, or targets that do not
+            fit the model's outputs and the loss (e.g. class labels outside
+            ``[0, num_outputs)``).
+        TypeError: for a source that is not random-access (from the source check), or
+            inputs or targets that are not numbers.
     """
+    check_model(caller, model)
     if epochs is None and steps is None:
         raise ValueError(f"{caller} needs `epochs` or `steps` (how long to train); got neither.")
-    _check_positive_ints(epochs=epochs, steps=steps, batch_size=batch_size, log_every=log_every)
+    check_positive_ints(epochs=epochs, steps=steps, batch_size=batch_size, log_every=log_every)
     check_supervised(train, "train")
     if validation is not None:
         check_supervised(validation, "validation")
@@ -110,15 +153,14 @@ def plan_run(
         total_steps = min(total_steps, steps)
     first = next(_epoch_batches(feed, batch_size, seed=seed, epoch=0, shuffle=False))
     sample = jax.tree_util.tree_map(lambda a: a[:1], first)
-    try:  # run the model abstractly so a shape mismatch fails before training
-        jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False), sample["x"])
-    except Exception as err:  # re-raised with the data's shape named
-        raise ValueError(
-            f"The training batches do not fit the model: inputs of shape "
-            f"(batch, {', '.join(map(str, np.shape(sample['x'])[1:]))}) -> {err}"
-        ) from err
+    # before anything compiles: numbers, finite, fitting the model (abstractly) and loss
+    known = check_data(model, feed, loss, "training", first=first)
+    val_feed = None
+    if validation is not None:
+        val_feed = _make_feed(validation)
+        check_data(model, val_feed, loss, "validation", known=known)
     num_epochs = math.ceil(total_steps / steps_per_epoch)
-    return RunPlan(feed, batch_size, steps_per_epoch, total_steps, num_epochs, sample)
+    return RunPlan(feed, batch_size, steps_per_epoch, total_steps, num_epochs, sample, val_feed)
 
 
 def fetch(pending: list[Metrics]) -> dict[str, np.ndarray]:

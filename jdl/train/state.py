@@ -10,8 +10,11 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
+
+from jdl._core.tree import compare_shapes, flatten
 
 __all__ = [
     "MODEL_INPUTS",
@@ -242,6 +245,47 @@ def state_from_variables(
         model=model,
         tx=tx,
     )
+
+
+def check_variables(
+    expected: Mapping[str, PyTree], given: Mapping[str, PyTree], what: str
+) -> dict[str, PyTree]:
+    """``given``'s ``"params"`` and ``"batch_stats"``, checked against a model's own.
+
+    The one check of variables handed to jdl for a model (``fit(variables=...)``,
+    :func:`jdl.evaluate`): the same paths with the same shapes, or an error listing every
+    difference at once, instead of flax's first ``ScopeParamShapeError`` from inside a
+    compiled step.
+
+    Args:
+        expected: the model's variables (``{"params": ..., "batch_stats": ...}``), concrete
+            or abstract (``jax.eval_shape`` of ``model.init``: only the shapes are read).
+        given: the variables handed over, a mapping with ``"params"``.
+        what: how the caller names them in the message (``"fit variables="``).
+
+    Returns:
+        ``{"params": ..., "batch_stats": ...}`` of ``given`` (``{}`` for missing statistics).
+
+    Raises:
+        ValueError: naming each missing and unexpected path with its shape, and each
+            path whose shape differs (the shape given and the model's).
+    """
+    expected = {"params": expected["params"], "batch_stats": expected.get("batch_stats", {})}
+    given = {"params": given["params"], "batch_stats": given.get("batch_stats", {})}
+    want = {k: np.shape(v) for k, v in flatten(expected).items()}
+    got = {k: np.shape(v) for k, v in flatten(given).items()}
+    missing, unexpected, mismatched = compare_shapes(want, got)
+    problems = [f"missing {k} {want[k]}" for k in missing]
+    problems += [f"unexpected {k} {got[k]}" for k in unexpected]
+    problems += [f"{k}: shape {got} given, the model has {shape}" for k, shape, got in mismatched]
+    if problems:
+        raise ValueError(
+            f"{what} do not fit the model ({len(problems)} problem(s)): "
+            + "; ".join(problems)
+            + ". Pass the variables of this model (same architecture and num_outputs), e.g. "
+            "the History.variables of a fit of it."
+        )
+    return given
 
 
 def _as_variables(variables: Mapping[str, PyTree] | Any) -> dict[str, PyTree]:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from jdl import losses as losses_lib
 from jdl import metrics as metrics_lib
+from jdl.train.nonfinite import COLLECTION, LayerCounter, debug_metrics, watched_apply
 from jdl.train.state import TrainState, model_input, model_kwargs
 
 __all__ = ["train_step", "eval_step", "bind_axis_name", "MASK_KEY"]
@@ -86,6 +87,7 @@ def train_step(
     l1: float = 0.0,
     l2: float = 0.0,
     axis_name: str | None = None,
+    debug: bool = False,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimiser update on one batch.
 
@@ -106,10 +108,16 @@ def train_step(
         l2: coefficient of the L2 penalty.
         axis_name: the mapped axis under ``pmap``/``shard_map``; gradients, metrics and
             BatchNorm statistics are then averaged over it.
+        debug: also count, on the device, the NaN/inf values of the batch's float fields,
+            of every layer's output, of the loss, of every parameter's gradient and of every
+            variable after the update, as the ``"debug/..."`` metrics of
+            :mod:`jdl.train.nonfinite` (what ``jdl.fit(debug=True)`` reads). ``False``
+            compiles exactly the plain step.
 
     Returns:
         ``(new_state, metrics)`` where ``metrics`` holds ``"loss"`` (the data loss, without
-        penalties) and each requested metric, as device scalars.
+        penalties) and each requested metric, as device scalars (and, with ``debug``, the
+        ``"debug/..."`` count vectors).
 
     Raises:
         ValueError: if the loss is not a scalar.
@@ -124,12 +132,15 @@ def train_step(
     if axis_name is not None:
         dropout_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name))
     has_bn = bool(state.batch_stats)
+    counter = LayerCounter() if debug else None
 
     def objective(params: Any) -> tuple[jax.Array, tuple[jax.Array, Any, Any]]:
         variables = {"params": params}
         if has_bn:
             variables["batch_stats"] = state.batch_stats
-        outputs, updates = model.apply(
+        outputs, updates = watched_apply(
+            counter,
+            model,
             variables,
             x,
             **inputs,
@@ -143,6 +154,8 @@ def train_step(
             total = total + l1 * losses_lib.l1(params)
         if l2:
             total = total + l2 * losses_lib.l2(params)
+        if debug:  # the total loss (with penalties) is checked too
+            updates = {**updates, "total": total}
         return total, (data_loss, outputs, updates)
 
     grads, (data_loss, outputs, updates) = jax.grad(objective, has_aux=True)(state.params)
@@ -151,7 +164,15 @@ def train_step(
     out = {"loss": data_loss}
     for name, fn in metric_fns.items():
         out[name] = fn(outputs, y)
-    return new_state, _pmean(out, axis_name)
+    out = _pmean(out, axis_name)
+    if debug:
+        out.update(debug_metrics(
+            batch=batch, total_loss=updates["total"], grads=grads,
+            variables={"params": new_state.params, "batch_stats": new_state.batch_stats},
+            counter=counter, sown=updates[COLLECTION], axis_name=axis_name,
+            labels=y, outputs=outputs,
+        ))  # fmt: skip
+    return new_state, out
 
 
 def eval_step(

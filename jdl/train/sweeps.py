@@ -33,12 +33,11 @@ import optax
 
 from jdl import losses as losses_lib
 from jdl.data import as_source
-from jdl.train.feed import _make_feed
 from jdl.train.history import History
 from jdl.train.hparams import Hyper
 from jdl.train.optim import _check_learning_rate
 from jdl.train.results import SweepResult
-from jdl.train.runner import EpochRunner, RunPlan, default_metrics, plan_run
+from jdl.train.runner import EpochRunner, RunPlan, check_run_settings, default_metrics, plan_run
 from jdl.train.state import TrainState, create_state
 from jdl.train.step import eval_step, train_step
 
@@ -242,8 +241,9 @@ def sweep(
     """
     train = as_source(train, "train")
     validation = None if validation is None else as_source(validation, "validation")
+    check_run_settings("sweep", l1=l1, l2=l2, eval_batch_size=eval_batch_size)
     plan = plan_run(
-        "sweep", model, train, validation, batch_size, epochs, steps, log_every, data_seed
+        "sweep", model, train, validation, batch_size, epochs, steps, log_every, data_seed, loss
     )
     loss_fn = losses_lib.get(loss)
     hyper = Hyper.route(params, model, loss_fn)
@@ -263,7 +263,7 @@ def sweep(
         History(config={**config, "model": type(model).__name__, "batch_size": batch_size})
         for config in configs
     ]
-    val_feed = _make_feed(validation) if validation is not None else None
+    val_feed = plan.validation
     runner = EpochRunner(
         plan,
         lambda fields, batch: train_all(fields, settings, batch),

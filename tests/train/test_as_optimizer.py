@@ -43,7 +43,7 @@ def test_every_form_builds_the_same_sgd():
         ((optax.sgd(0.1), 0.1), {}, ValueError, "pass `optimizer` as a name"),
         ((("sgd", 0.1), 0.1), {}, ValueError, "pass `optimizer` as a name"),
         ((optax.sgd(0.1),), {"momentum": 0.9}, ValueError, "apply to a named optimiser only"),
-        ((3,), {}, TypeError, r"a name \(one of \['adagrad', .*\]\).*got int"),
+        ((3,), {}, TypeError, r"a name \(one of \['adagrad', .*\]\).*got the int 3"),
         ((lambda lr: lr, 0.1), {}, TypeError, "must return an optax.GradientTransformation"),
     ],
 )

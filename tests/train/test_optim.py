@@ -167,3 +167,11 @@ def test_a_sweep_refuses_a_bad_learning_rate_before_training():
 def test_a_traced_learning_rate_is_accepted():
     tx = jax.jit(lambda lr: jdl.train.optimizer("sgd", lr).init({"w": jnp.ones(2)}))
     assert jax.tree_util.tree_leaves(tx(jnp.float32(0.1)))
+
+
+def test_an_unknown_optimiser_keyword_is_refused_when_the_optimiser_is_made():
+    # optax.inject_hyperparams builds the optimiser only at init, so the typo used to
+    # surface later, from inside create_state
+    with pytest.raises(TypeError, match=r"'adam' does not take .*\['momentum_x'\]"):
+        optimizer("adam", 1e-3, momentum_x=0.9)
+    optimizer("adam", 1e-3, b1=0.8)  # a real keyword still passes
