@@ -19,8 +19,9 @@ from jdl.train.checkpoint import (
 )
 from jdl.train.debug import NonFiniteError
 from jdl.train.ema import averaged_params, ema_params
+from jdl.train.evaluation import evaluate
 from jdl.train.history import History, metric_mode
-from jdl.train.loop import evaluate, fit
+from jdl.train.loop import fit
 from jdl.train.optim import (
     OPTIMIZERS,
     SCHEDULES,

@@ -1,4 +1,5 @@
-"""``fit`` and ``evaluate``: the Keras-like loop, as sugar over jdl's public pieces.
+"""``fit``: the Keras-like loop, as sugar over jdl's public pieces (``evaluate`` is in
+:mod:`jdl.train.evaluation`).
 
 ``fit`` = :func:`create_state` + :func:`train_step` compiled by :func:`parallelize` +
 a feed of batches + callbacks. Nothing here is needed to train with jdl; it is the
@@ -19,12 +20,9 @@ import optax
 
 from jdl import losses as losses_lib
 from jdl.data import as_source
-from jdl.data._access import check_supervised
 from jdl.train.callback_base import check_callbacks
 from jdl.train.callbacks import Callback, Checkpoint, Run, TerminateOnNaN
-from jdl.train.data_checks import check_data
 from jdl.train.debug import DebugMonitor, warn_non_finite_loss
-from jdl.train.feed import _make_feed
 from jdl.train.history import History
 from jdl.train.interrupt import StopOnSignal
 from jdl.train.optim import as_optimizer
@@ -40,71 +38,14 @@ from jdl.train.resume import (
 )
 from jdl.train.runner import (
     EpochRunner,
-    check_model,
-    check_positive_ints,
     check_run_settings,
     default_metrics,
-    evaluate_sums,
     plan_run,
 )
 from jdl.train.state import TrainState, check_variables, create_state, state_from_variables
 from jdl.train.step import eval_step, train_step
 
-__all__ = ["evaluate", "fit"]
-
-
-def evaluate(
-    model: Any,
-    variables: dict[str, Any] | TrainState,
-    data: Sequence[Any],
-    *,
-    loss: str | Callable = "cross_entropy",
-    metrics: Sequence[str | Callable] | None = None,
-    batch_size: int = 256,
-    strategy: str | None = None,
-) -> dict[str, float]:
-    """Loss and metrics of a model over a whole dataset, every example counted once.
-
-    Batches have one fixed shape (one compilation); the last one is padded and masked.
-
-    Args:
-        model: the ``flax.linen`` module.
-        variables: its variables (``{"params": ..., "batch_stats": ...}``) or a
-            :class:`TrainState`.
-        data: a data source with ``"x"``/``"y"`` examples, or an ``(x, y)`` tuple of
-            arrays (see :func:`jdl.data.from_arrays`).
-        loss: a jdl loss or its name.
-        metrics: metric names/functions; default :func:`default_metrics` of the loss.
-        batch_size: the (global) evaluation batch size.
-        strategy: as in :func:`jdl.train.parallelize`.
-
-    Returns:
-        ``{"loss": ..., <metric>: ...}`` as Python floats.
-
-    Raises:
-        TypeError: for inputs or targets that are not numbers.
-        ValueError: for variables that do not fit the model (every differing path and
-            shape listed), NaN/inf in the data, inputs that do not fit the model, or
-            targets that do not fit its outputs and ``loss`` (e.g. class labels outside
-            ``[0, num_outputs)``); see :mod:`jdl.train.data_checks`.
-    """
-    check_model("evaluate", model)
-    check_positive_ints(batch_size=batch_size)
-    data = as_source(data, "data")
-    check_supervised(data, "data")
-    feed = _make_feed(data)
-    _, _, expected = check_data(model, feed, loss, "data")  # numbers, finite, fitting
-    if isinstance(variables, TrainState):
-        state = variables
-    else:
-        state = state_from_variables(model, None, variables, copy=False)
-    check_variables(expected, state.variables, "evaluate variables")
-    metrics = default_metrics(loss) if metrics is None else tuple(metrics)
-    step = parallelize(
-        functools.partial(eval_step, loss_fn=loss, metrics=metrics), strategy, donate=False
-    )
-    means = evaluate_sums(step, state, feed, batch_size)
-    return {k: float(v) for k, v in means.items()}
+__all__ = ["fit"]
 
 
 def _start_from(
