@@ -115,8 +115,11 @@ def test_a_label_outside_the_outputs_past_the_first_batch_is_named(monkeypatch):
     rows = Rows(128, bad=0)
     rows.x[0, 2] = 0.0  # finite inputs
     rows.y[77] = 9  # the model has 3 outputs
-    with pytest.raises(ValueError, match=r"step 3 .*examples 64-95 .* 1 class label\(s\) "
-                       r"outside \[0, 3\) .*labels from 0 to 9"):
+    with pytest.raises(
+        ValueError,
+        match=r"step 3 .*examples 64-95 .* 1 class label\(s\) "
+        r"outside \[0, 3\) .*labels from 0 to 9",
+    ):
         jdl.fit(TinyMLP(), rows, optimizer=optax.sgd(0.1), epochs=3, shuffle=False,
                 debug=True, **KW)  # fmt: skip
 
