@@ -2,11 +2,13 @@
 
 Tests marked ``multidevice`` need 8 (simulated) devices; `nox -s tests` runs them in a
 second pytest pass with ``XLA_FLAGS=--xla_force_host_platform_device_count=8``. In a plain
-``pytest`` run on one device they are skipped, never silently passed.
+``pytest`` run on one device they are skipped, never silently passed. Tests marked
+``stress`` (tests/stress) are skipped unless ``JDL_STRESS=1`` (`nox -s stress` sets it).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("JDL_STRESS"):
+        stress = pytest.mark.skip(reason="the stress suite is opt-in: JDL_STRESS=1 (nox -s stress)")
+        for item in items:
+            if "stress" in item.keywords:
+                item.add_marker(stress)
     if jax.device_count() >= 8:
         return
     skip = pytest.mark.skip(

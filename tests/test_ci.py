@@ -78,7 +78,7 @@ class _Session:
         raise RuntimeError(message)
 
 
-SINGLE = "not multidevice and not interop and not gallery"
+SINGLE = "not multidevice and not interop and not gallery and not stress"
 
 
 @pytest.mark.parametrize("failing", [set(), {SINGLE}, {"multidevice"}, {SINGLE, "multidevice"}])

@@ -3,11 +3,14 @@
 :func:`os.replace` is atomic on POSIX and Windows, so a reader sees either the old file or
 the complete new one, and a crash (or an exception while writing) never leaves a
 half-written file under the final name -- nor a temporary file beside it.
+
+Also :func:`no_space_left`, which tells a full disk apart from other write errors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -55,3 +58,33 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+#: What the libraries under jdl say when a write hits a full disk or quota: the C library's
+#: messages (quoted by TensorStore and ArrayRecord), and TFDS' own free-space check.
+_NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded", "Not enough disk space")
+
+
+def no_space_left(err: BaseException) -> bool:
+    """Whether ``err``, or an exception it was raised from, says the disk (or quota) is full.
+
+    A full disk reaches jdl as Python's ``OSError`` (``ENOSPC``, ``EDQUOT``), as
+    TensorStore's ``ValueError`` or ArrayRecord's ``RuntimeError`` quoting "No space left on
+    device", or as TFDS' "Not enough disk space"; each of them counts.
+
+    Example:
+      >>> no_space_left(OSError(errno.ENOSPC, "No space left on device"))
+      True
+      >>> no_space_left(ValueError("bad shape"))
+      False
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(text in str(current) for text in _NO_SPACE_TEXTS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import tempfile
 
 import tensorflow_datasets as tfds
 
+from jdl._core.files import no_space_left
 from jdl.data import _cleanup
 from jdl.data.builders import BUILDERS
 from jdl.data.cache import file_lock, resolve_data_dir
@@ -60,6 +62,9 @@ def _prepare(
 
     Raises:
         UnknownDatasetError: If ``name`` is not a bundled dataset.
+        OSError: ``errno.ENOSPC``, if the cache directory's disk (or quota) is full: the
+            message says "No space left on device" and names the dataset and directory.
+            Nothing half-written is left that a later load would take as prepared.
     """
     if name not in BUILDERS:
         raise UnknownDatasetError(
@@ -103,12 +108,26 @@ def _prepare(
                         # Never ask GCS for a copy: that would touch the network.
                         download_config=tfds.download.DownloadConfig(try_download_gcs=False),
                     )
-            except Exception:
+            except Exception as err:
                 # Where file locks do not work (some network file systems), another
                 # process may have renamed its complete copy into place first, making
                 # this one's final rename fail: use that copy.
                 builder = cls(data_dir=os.fspath(root), file_format="array_record")
                 if not _is_prepared(builder):
+                    if no_space_left(err):
+                        raise _no_space(name, root, err) from err
                     raise
                 _LOG.info("jdl dataset %r was prepared concurrently; reusing it", name)
     return builder
+
+
+def _no_space(name: str, root: os.PathLike[str], err: BaseException) -> OSError:
+    """The error of a preparation that hit a full disk (TFDS removed its partial files)."""
+    text = " ".join(str(err).split())[:200]
+    why = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return OSError(
+        errno.ENOSPC,
+        f"No space left on device in {root} to prepare jdl dataset {name!r} ({why}). Nothing "
+        f"half-written was kept; free some space, or set data_dir (or JDL_DATA_DIR) to a "
+        f"directory with room, and load it again.",
+    )

@@ -10,6 +10,7 @@ during :func:`jdl.fit` (and lets ``resume=True`` continue a run) is
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jdl._core.files import no_space_left
 from jdl._core.tree import compare_shapes, leaf_paths
+from jdl.train import _tensorstore_leak
+from jdl.train.checkpoint_space import no_space_error, why
 from jdl.train.state import TrainState
 
 __all__ = [
@@ -85,9 +89,9 @@ _LEAK_BOUNDED = False
 def _leaks_json_references() -> bool:
     """Whether the installed TensorStore leaks a reference to the JSON it returns to Python.
 
-    TensorStore 0.1.86 does: every JSON array it converts keeps one reference too many, so
-    it (and all it holds) is never freed. One small probe tells, so a fixed release is left
-    alone.
+    TensorStore 0.1.86 does: every key and value of a JSON object it converts keeps one
+    reference too many, so it (and all it holds) is never freed. One small probe tells, so a
+    fixed release is left alone.
     """
     try:
         import tensorstore as ts
@@ -107,7 +111,9 @@ def _bound_tensorstore_leak() -> None:
     leaks the JSON it returns (:func:`_leaks_json_references`), each read leaks the metrics
     (~20 KB), ~40 KB per checkpoint. Here Orbax's ``get_tensorstore_raw_bytes`` answers
     ``None`` instead, which Orbax takes as "no raw-byte numbers": it skips that log line and
-    its ``jax.monitoring`` events, and saves and restores exactly as before.
+    its ``jax.monitoring`` events, and saves and restores exactly as before. And for every
+    array written Orbax resolves its local file spec with ``KvStore.Spec(...).to_json()``
+    (~5 KB per checkpoint): :mod:`jdl.train._tensorstore_leak` builds that JSON instead.
     """
     global _LEAK_BOUNDED
     if _LEAK_BOUNDED:
@@ -121,6 +127,7 @@ def _bound_tensorstore_leak() -> None:
         return
     if hasattr(tensorstore_utils, "get_tensorstore_raw_bytes"):
         tensorstore_utils.get_tensorstore_raw_bytes = _no_raw_bytes
+    _tensorstore_leak.avoid_spec_to_json()
 
 
 def _no_raw_bytes(*args: Any, **kwargs: Any) -> None:
@@ -161,6 +168,11 @@ def save_state(
         extra: other states of the same model and optimiser saved in the same checkpoint
             (e.g. the best epoch's, for ``EarlyStopping(restore_best=True)``), by name;
             :func:`restore_state` reads them back with ``extra=``.
+
+    Raises:
+        OSError: ``errno.ENOSPC``, if the disk (or quota) is full: the message says "No space
+            left on device" and names the step and directory. The partial checkpoint is
+            removed; the ones saved before are untouched and restore.
     """
     items = {
         "state": ocp.args.StandardSave(_saveable(state.arrays)),
@@ -169,9 +181,16 @@ def save_state(
     if extra:
         arrays = {name: s.arrays for name, s in extra.items()}
         items["extra"] = ocp.args.StandardSave(_saveable(arrays))
-    with _manager(directory, max_to_keep) as manager:
-        manager.save(int(state.step), args=ocp.args.Composite(**items), force=True)
-        manager.wait_until_finished()
+    step = int(state.step)
+    threads = set(threading.enumerate())
+    try:
+        with _manager(directory, max_to_keep) as manager:
+            manager.save(step, args=ocp.args.Composite(**items), force=True)
+            manager.wait_until_finished()
+    except Exception as err:
+        if not no_space_left(err):
+            raise
+        raise no_space_error(directory, step, err, threads, latest_step) from err
 
 
 def restore_state(
@@ -279,14 +298,6 @@ def restore_latest_valid(
     )
 
 
-def _why(err: BaseException) -> str:
-    """An Orbax/TensorStore/JSON error as one short line (its spec dump cut)."""
-    text = " ".join(str(err).split(" [tensorstore_spec=")[0].split())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
 def _restore_step(
     manager: ocp.CheckpointManager,
     directory: str | Path,
@@ -307,7 +318,7 @@ def _restore_step(
     except MemoryError:
         raise
     except Exception as err:  # TensorStore, JSON and missing-file errors alike
-        raise _Unreadable(_why(err)) from err
+        raise _Unreadable(why(err)) from err
     saved_tree = _item(saved_meta, "state")
     wanted = like.arrays
     if saved_tree is not None:
@@ -335,7 +346,7 @@ def _restore_step(
     except MemoryError:
         raise
     except Exception as err:  # the shapes fit (checked above): the files are bad
-        raise _Unreadable(_why(err)) from err
+        raise _Unreadable(why(err)) from err
     meta = restored["meta"] if restored["meta"] is not None else {}
     if not isinstance(meta, dict):
         raise _Unreadable(f"its metadata is a JSON {type(meta).__name__}, not an object")

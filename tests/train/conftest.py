@@ -1,6 +1,11 @@
-"""Small models and in-memory sources (jdl.data.from_arrays) for the training tests."""
+"""Small models and in-memory sources (jdl.data.from_arrays) for the training tests, and
+the ways a checkpoint gets corrupted (``CORRUPTIONS``; tests/stress uses them too)."""
 
 from __future__ import annotations
+
+import glob
+import os
+import shutil
 
 import flax.linen as nn
 import numpy as np
@@ -35,6 +40,30 @@ def blobs(n: int, seed: int = 0, features: int = 5, classes: int = 3) -> ArraySo
     centres = np.random.default_rng(123).normal(size=(classes, features)) * 3
     x = centres[y] + rng.normal(size=(n, features))
     return from_arrays(x.astype(np.float32), y.astype(np.int64))
+
+
+def _truncate(path):
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def _data_files(step_dir):
+    files = glob.glob(f"{step_dir}/state/**/d/*", recursive=True)
+    assert files  # the layout is what the test corrupts
+    return files
+
+
+#: How a checkpoint's step directory ``d`` gets damaged (a crash or a full disk while it
+#: was written or copied): each must make it unreadable, never silently wrong.
+CORRUPTIONS = {
+    "truncated data": lambda d: [_truncate(p) for p in _data_files(d)],
+    "truncated manifest": lambda d: [
+        _truncate(p) for p in glob.glob(f"{d}/state/**/manifest.ocdbt", recursive=True)
+    ],
+    "emptied metadata": lambda d: open(f"{d}/state/_METADATA", "w").close(),
+    "deleted state": lambda d: shutil.rmtree(f"{d}/state"),
+    "garbage meta json": lambda d: open(f"{d}/meta/metadata", "w").write('{"history": [1, '),
+}
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ Checkpoint(every_steps=) saves between steps and resumes exactly mid-epoch."""
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import shutil
@@ -14,7 +13,7 @@ import jax
 import numpy as np
 import optax
 import pytest
-from conftest import TinyMLP, blobs
+from conftest import CORRUPTIONS, TinyMLP, blobs
 
 import jdl
 from jdl.train import (
@@ -54,28 +53,6 @@ def full(tmp_path_factory):
     )  # fmt: skip
     assert _steps(directory) == [8, 16, 24]
     return history, directory
-
-
-def _truncate(path):
-    with open(path, "r+b") as f:
-        f.truncate(os.path.getsize(path) // 2)
-
-
-def _data_files(step_dir):
-    files = glob.glob(f"{step_dir}/state/**/d/*", recursive=True)
-    assert files  # the layout is what the test corrupts
-    return files
-
-
-CORRUPTIONS = {
-    "truncated data": lambda d: [_truncate(p) for p in _data_files(d)],
-    "truncated manifest": lambda d: [
-        _truncate(p) for p in glob.glob(f"{d}/state/**/manifest.ocdbt", recursive=True)
-    ],
-    "emptied metadata": lambda d: open(f"{d}/state/_METADATA", "w").close(),
-    "deleted state": lambda d: shutil.rmtree(f"{d}/state"),
-    "garbage meta json": lambda d: open(f"{d}/meta/metadata", "w").write('{"history": [1, '),
-}
 
 
 @pytest.mark.parametrize("how", list(CORRUPTIONS))
