@@ -4,12 +4,9 @@ the torch-free refusal is tested in ``tests/pretrained/test_pickle_safety.py``).
 
 from __future__ import annotations
 
-import pickle
-import zipfile
-from pathlib import Path
-
 import numpy as np
 import pytest
+from pretrained.test_pickle_safety import crafted_pth  # tests/pretrained: one payload builder
 
 from jdl import pretrained
 from jdl.pretrained import _files
@@ -19,31 +16,11 @@ pytestmark = pytest.mark.interop
 torch = pytest.importorskip("torch")
 
 
-class _WritesMarker:
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (exec, (f"open({self.marker!r}, 'w').write('code ran')",))
-
-
-def _crafted_pth(path: Path, marker: Path, layout: str) -> Path:
-    payload = pickle.dumps({"conv1.weight": _WritesMarker(marker)}, protocol=2)
-    if layout == "zip":
-        with zipfile.ZipFile(path, "w") as z:
-            z.writestr("archive/data.pkl", payload)
-            z.writestr("archive/version", "3\n")
-            z.writestr("archive/byteorder", "little")
-    else:
-        path.write_bytes(payload)
-    return path
-
-
 @pytest.mark.parametrize("layout", ["zip", "legacy"])
 def test_crafted_pth_is_refused_by_weights_only(tmp_path, layout):
     assert _files.torch_available()
     marker = tmp_path / "marker"
-    path = _crafted_pth(tmp_path / "evil.pth", marker, layout)
+    path = crafted_pth(tmp_path / "evil.pth", marker, layout)
     for read in (pretrained.load, pretrained.from_torchvision, _files.read_torch_pickle):
         with pytest.raises(pretrained.WeightFileError, match="weights_only=True") as info:
             read(path)
