@@ -26,7 +26,7 @@ from jdl.analysis._layers import apply_model
 from jdl.data import ArraySource, as_source
 from jdl.data import as_arrays as source_arrays
 from jdl.train import TrainState, as_optimizer, create_state, state_from_variables, train_step
-from jdl.train.data_checks import check_arrays, check_targets, model_output
+from jdl.train.data_checks import check_arrays_against
 from jdl.train.state import MODEL_INPUTS
 
 __all__ = ["ScanRun", "scan_fit"]
@@ -71,9 +71,7 @@ def checked_arrays(model: nn.Module, data: Any, loss: str | Callable) -> dict[st
     numbers only, finite, and targets that fit the model's outputs and the loss (class
     labels in ``[0, num_outputs)``, ...; see :mod:`jdl.train.data_checks`)."""
     arrays = _as_arrays(data)
-    check_arrays(arrays, "data", True)
-    output, _ = model_output(model, arrays["x"][:1], "data")
-    check_targets(arrays["y"], output, loss, "data", True)
+    check_arrays_against(model, arrays, loss, "data", True)
     return arrays
 
 

@@ -277,6 +277,22 @@ def check_data(
             that do not fit its outputs (see :func:`check_targets`).
     """
     arrays, whole = data_arrays(feed, first)
+    return check_arrays_against(model, arrays, loss, name, whole, known=known)
+
+
+def check_arrays_against(
+    model: Any,
+    arrays: Mapping[str, np.ndarray],
+    loss: str | Callable | None,
+    name: str,
+    whole: bool,
+    *,
+    known: tuple[Any, Any, Any] | None = None,
+) -> tuple[Any, Any, Any]:
+    """:func:`check_data` on arrays already read: all of a dataset (``whole``) or a batch.
+
+    Returns and raises as :func:`check_data`.
+    """
     check_arrays(arrays, name, whole)
     x = np.asarray(arrays["x"])
     signature = (x.shape[1:], x.dtype)
