@@ -35,6 +35,7 @@ from jdl.nn.resnet import (
     resnet152,
 )
 from jdl.nn.resnet_blocks import BasicBlock, Bottleneck
+from jdl.nn.summary import LayerSummary, ModelSummary, summary
 from jdl.nn.utils import count_params
 from jdl.nn.vgg import VGG, VGG_CONFIGS, vgg11, vgg13, vgg16, vgg19, vgg_layer_plan
 
@@ -49,6 +50,8 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "CifarResNet",
+    "LayerSummary",
+    "ModelSummary",
     "RNNClassifier",
     "ResNet",
     "count_params",
@@ -65,6 +68,7 @@ __all__ = [
     "resnet101",
     "resnet152",
     "standard",
+    "summary",
     "uniform",
     "vgg11",
     "vgg13",
