@@ -27,6 +27,7 @@ from jdl.train.nonfinite import describe_non_finite, non_finite_leaves
 from jdl.train.optim import learning_rate
 from jdl.train.plateau import ReduceLROnPlateau
 from jdl.train.state import TrainState
+from jdl.train.tensorboard import TensorBoard
 
 __all__ = [
     "EMA",
@@ -37,6 +38,7 @@ __all__ = [
     "LearningRateLogger",
     "ReduceLROnPlateau",
     "Run",
+    "TensorBoard",
     "TerminateOnNaN",
 ]
 
