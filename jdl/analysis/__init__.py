@@ -32,6 +32,7 @@ from jdl.analysis.flow import (
 from jdl.analysis.gradients import LayerGradient, gradient_norms, layer_gradients
 from jdl.analysis.inits import InitComparison, compare_inits, jacobian_singular_values
 from jdl.analysis.lr_range import LRFinder, lr_find
+from jdl.analysis.monitor import MONITOR_STATS, UPDATE_RATIO_LIMIT, TrainingMonitor
 from jdl.analysis.overfit import OverfitResult, overfit_check
 from jdl.analysis.scanning import ScanRun, scan_fit
 from jdl.analysis.signal import SignalPropagation, channel_stats, signal_propagation
@@ -39,7 +40,9 @@ from jdl.analysis.signal import SignalPropagation, channel_stats, signal_propaga
 __all__ = [
     "DEAD_FRACTION",
     "EXPLODING_RATIO",
+    "MONITOR_STATS",
     "SATURATED_FRACTION",
+    "UPDATE_RATIO_LIMIT",
     "VANISHING_RATIO",
     "VERDICTS",
     "ActivationStats",
@@ -52,6 +55,7 @@ __all__ = [
     "OverfitResult",
     "ScanRun",
     "SignalPropagation",
+    "TrainingMonitor",
     "activation_stats",
     "channel_stats",
     "compare_inits",
