@@ -346,10 +346,16 @@ def _heatmaps(steps: list[int], layers: list[str], values: dict, stats: tuple[st
             data = np.ma.masked_less_equal(data, 0)
         else:
             norm = Normalize(0.0, 1.0) if stat in ("dead", "saturated") else None
-        mesh = ax.pcolormesh(edges, np.arange(len(layers) + 1), data, norm=norm, cmap="viridis")
+        cmap = plt.get_cmap("viridis").copy()
+        cmap.set_bad("0.8")  # a value a log scale cannot show (0) or none recorded (nan)
+        mesh = ax.pcolormesh(edges, np.arange(len(layers) + 1), data, norm=norm, cmap=cmap)
         ax.set_yticks(np.arange(len(layers)) + 0.5, layers, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(label, fontsize=10, loc="left")
+        if np.ma.count_masked(data):
+            ax.set_title(
+                "grey: 0 or not recorded" if log else "grey: not recorded", fontsize=9, loc="right"
+            )
         fig.colorbar(mesh, ax=ax, pad=0.01)
     axes[-1, 0].set_xlabel("step")
     return fig
