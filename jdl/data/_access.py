@@ -9,7 +9,8 @@ that takes a source checks and reads it through the functions here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import GeneratorType
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,9 @@ def check_source(source: Any, name: str = "source") -> None:
 
     Raises:
         TypeError: naming what was expected and the type found (a dict, which has ``len``
-            and ``[key]`` but no examples at ``[0]``, ``[1]``, ..., is refused).
+            and ``[key]`` but no examples at ``[0]``, ``[1]``, ..., is refused); for a
+            generator or other one-pass iterator (``jdl.data.batches(...)`` included), also
+            what to pass instead and how streaming works.
     """
     if isinstance(source, Mapping):
         keys = sorted(map(str, source))
@@ -37,10 +40,43 @@ def check_source(source: Any, name: str = "source") -> None:
             f"({name}['x'], {name}['y']) or jdl.data.from_arrays({name}['x'], {name}['y'])."
         )
     if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
+        stream = _describe_stream(source)
+        if stream is not None:
+            what, instead = stream
+            raise TypeError(
+                f"{name} must be a random-access data source (len() and [i]) or an (x, y) "
+                f"tuple of arrays; got {what}, which can only be read once, in its own "
+                f"order. Pass {instead} -- a source such as jdl.data.load(name, split) or "
+                "jdl.data.from_arrays(x, y), or (x, y) arrays -- and let jdl batch and "
+                "shuffle it (batch_size=, seed=): jdl.fit, "
+                "jdl.evaluate and jdl.train.sweep read examples by index, which is what "
+                "makes each epoch's order reproducible and a resumed run exact. A source "
+                "too large for memory is streamed for you (jdl.data.load(..., "
+                "in_memory=False), or any object with len() and [i]); data that cannot be "
+                "indexed at all needs a loop of your own over jdl.train's step functions "
+                "(how-to: 'Use jdl's pieces in your own training loop')."
+            )
         raise TypeError(
             f"{name} must be a random-access data source (len() and [i]), e.g. "
-            f"jdl.data.load(...) or jdl.data.from_arrays(x, y); got {type(source).__name__}"
+            f"jdl.data.load(...) or jdl.data.from_arrays(x, y), or an (x, y) tuple of arrays; "
+            f"got {type(source).__name__}"
         )
+
+
+def _describe_stream(source: Any) -> tuple[str, str] | None:
+    """A one-pass iterator handed over as a source: what it is and what to pass instead,
+    in words; ``None`` for anything else."""
+    kind = type(source).__name__
+    if isinstance(source, GeneratorType):
+        return "a generator", "the data it reads instead"
+    if isinstance(source, Iterator):
+        if type(source).__module__.split(".")[0] == "grain":
+            what = f"a batch iterator ({kind}, as jdl.data.batches returns)"
+            return what, "the source you gave jdl.data.batches instead"
+        return f"an iterator ({kind})", "the data it reads instead"
+    if isinstance(source, Iterable):
+        return f"an iterable without len() and [i] ({kind})", "the data it reads instead"
+    return None
 
 
 def check_supervised(source: Any, name: str = "source") -> None:

@@ -87,6 +87,17 @@ class _BundledBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             disable_shuffling=True,
         )
 
+    # TFDS prints "Downloading and preparing dataset Unknown size (download: Unknown size,
+    # ...)" before preparing and "Dataset ... downloaded and prepared to ..." after, to
+    # stdout: untrue here (nothing is downloaded, the sizes are not unknown). jdl prints its
+    # own line instead (jdl.data.prepare); tests/data/test_data_messages.py checks that
+    # these two overrides still silence TFDS.
+    def _log_download_bytes(self) -> None:
+        pass
+
+    def _log_download_done(self) -> None:
+        pass
+
     def _split_generators(self, dl_manager: Any) -> dict[str, Any]:
         del dl_manager  # Nothing is downloaded.
         arrays = self._make_arrays()

@@ -1,4 +1,5 @@
-"""Where bundled datasets are cached, and a lock so only one process prepares them."""
+"""Where datasets are cached (bundled and catalog alike), and a lock so only one process
+prepares them."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from jdl._core.cache import cache_dir
 
 __all__ = ["resolve_data_dir"]
 
-#: Environment variable that overrides the default cache directory of bundled datasets.
+#: Environment variable that overrides the default cache directory of datasets.
 _ENV_VAR = "JDL_DATA_DIR"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Returns the directory that holds jdl's prepared bundled datasets.
+    """Returns the directory that holds jdl's prepared datasets, bundled and TFDS catalog.
 
     The first of these that is set wins:
 
@@ -52,6 +53,37 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
             raise ValueError("data_dir must be a non-empty path (or None for the default), got ''")
         return _a_directory(Path(data_dir).expanduser().absolute())
     return _a_directory(cache_dir("datasets", _ENV_VAR))
+
+
+def describe_data_dir(data_dir: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
+    """The directory :func:`resolve_data_dir` returns, and how it was chosen, in words.
+
+    For messages that name the data directory: ``"chosen by the data_dir argument
+    (--data-dir on the command line)"``, ``"chosen by $JDL_DATA_DIR"``, or jdl's default
+    (saying what would choose another).
+
+    Args:
+        data_dir: As in :func:`resolve_data_dir`.
+
+    Returns:
+        ``(directory, how it was chosen)``.
+
+    Raises:
+        TypeError: As :func:`resolve_data_dir`.
+        ValueError: As :func:`resolve_data_dir`.
+        NotADirectoryError: As :func:`resolve_data_dir`.
+    """
+    root = resolve_data_dir(data_dir)
+    if data_dir is not None:
+        how = "chosen by the data_dir argument (--data-dir on the command line)"
+    elif os.environ.get(_ENV_VAR, ""):
+        how = f"chosen by ${_ENV_VAR}"
+    else:
+        how = (
+            "jdl's default, as neither data_dir (--data-dir on the command line) nor "
+            f"${_ENV_VAR} is set"
+        )
+    return root, how
 
 
 def _a_directory(path: Path) -> Path:

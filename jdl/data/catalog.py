@@ -16,11 +16,12 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 
 import tensorflow_datasets as tfds
 
 from jdl.data._cleanup import no_tfds_tempdirs
-from jdl.data.cache import resolve_data_dir
+from jdl.data.cache import describe_data_dir, resolve_data_dir
 from jdl.data.errors import DatasetNotPreparedError, RemoteCodeError, UnknownDatasetError
 from jdl.data.prepare import BUNDLED
 
@@ -91,11 +92,41 @@ def _check_remote_code(name: str, allow_remote_code: bool) -> str | None:
     return namespace
 
 
-def _not_prepared(name: str, where: str, hint: str) -> DatasetNotPreparedError:
+def _not_prepared(
+    name: str, data_dir: str | os.PathLike[str] | None, *, remote: bool = False
+) -> DatasetNotPreparedError:
+    """The error for a catalog dataset with no prepared data in the data directory.
+
+    It names the directory and how it was chosen (:func:`jdl.data.cache.describe_data_dir`),
+    and the ways to get the data there: ``download=True`` from Python, ``--download`` from
+    the command line, or a copy of files TFDS prepared elsewhere.
+
+    Args:
+        name: The dataset name the user gave.
+        data_dir: The ``data_dir`` the user gave (``None``: the environment or default).
+        remote: Whether ``name`` is in a TFDS namespace (the Python call then needs
+            ``allow_remote_code=True``, and the command line has no way to pass it).
+    """
+    root, how = describe_data_dir(data_dir)
+    given = "" if data_dir is None else f", data_dir={os.fspath(data_dir)!r}"
+    call = f"jdl.data.load({name!r}{given}, download=True"
+    if remote:
+        call += ", allow_remote_code=True)"
+        ways = f"from Python, {call}"
+    else:
+        option = "" if data_dir is None else f" --data-dir {shlex.quote(os.fspath(data_dir))}"
+        ways = (
+            f"from Python, {call}); from the command line, python -m jdl train --dataset "
+            f"{shlex.quote(name)}{option} --download"
+        )
     return DatasetNotPreparedError(
-        f"TFDS dataset {name!r} is not prepared locally in {where}, and jdl does not touch the "
-        "network without download=True. Prepare it once on a machine with network access: "
-        f"{hint}; or point data_dir at a directory that already holds it (array_record files)."
+        f"TFDS dataset {name!r} is not prepared locally in {root} (the data directory, {how}), "
+        "and jdl touches the network only when asked to download. To download and prepare it "
+        f"there once (needs network access): {ways}. Without network, copy in the files of a "
+        f"machine that prepared it (TFDS' folder {name.split(':')[0]}/<version>/ of array_record "
+        f"files, e.g. in ~/tensorflow_datasets after tfds.builder({name!r}, "
+        "file_format='array_record').download_and_prepare()), or point $JDL_DATA_DIR or "
+        "data_dir at a directory that holds them."
     )
 
 
@@ -114,8 +145,8 @@ def _catalog_builder(
     Args:
         name: A TFDS name, optionally with config and version (``"mnist"``,
             ``"cifar10:3.0.2"``).
-        data_dir: TFDS data directory, or ``None`` for TFDS' default (``$TFDS_DATA_DIR``,
-            else ``~/tensorflow_datasets``).
+        data_dir: The data directory, or ``None`` for :func:`jdl.data.resolve_data_dir`'s
+            default (``$JDL_DATA_DIR``, else jdl's cache): the one bundled datasets use.
         download: Whether the caller will let TFDS download (a namespaced builder may then
             be fetched and run).
         allow_remote_code: Allow namespaced names, whose builder code TFDS fetches.
@@ -131,7 +162,7 @@ def _catalog_builder(
     """
     _check_name(name)
     namespace = _check_remote_code(name, allow_remote_code)
-    kwargs = {} if data_dir is None else {"data_dir": os.fspath(resolve_data_dir(data_dir))}
+    kwargs = {"data_dir": os.fspath(resolve_data_dir(data_dir))}  # one cache for all datasets
     if namespace is not None and not download:
         from tensorflow_datasets.core import read_only_builder
 
@@ -139,9 +170,7 @@ def _catalog_builder(
             with no_tfds_tempdirs():
                 return read_only_builder.builder_from_files(name, **kwargs)
         except tfds.core.DatasetNotFoundError:
-            where = kwargs.get("data_dir", "TFDS' default data directory")
-            hint = f"jdl.data.load({name!r}, data_dir=..., download=True, allow_remote_code=True)"
-            raise _not_prepared(name, where, hint) from None
+            raise _not_prepared(name, data_dir, remote=True) from None
     try:
         # An unprepared builder makes an (empty) tmp*tfds directory that TFDS never removes.
         with no_tfds_tempdirs():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sys
 import tempfile
 
 import tensorflow_datasets as tfds
@@ -37,8 +38,11 @@ def _prepare(
     """Returns the TFDS builder of a bundled dataset, generating its files if needed.
 
     The first call generates the dataset (in ``array_record`` files) under the cache
-    directory (see :func:`jdl.data.resolve_data_dir`); later calls find the files and
-    generate nothing. Generation is atomic: TFDS writes into a temporary
+    directory (see :func:`jdl.data.resolve_data_dir`) and says so in one line on stderr
+    (``jdl: preparing dataset 'mnist1d' (bundled with jdl: generated locally, no
+    download) in <dir> -- once; ...``; TFDS' own "Downloading and preparing dataset
+    Unknown size ..." lines, untrue here, are silenced by the builders); later calls find
+    the files and generate (and print) nothing. Generation is atomic: TFDS writes into a temporary
     ``incomplete.*`` directory next to the final one and renames it only after every
     split is written, and removes it if generation fails, so no half-written dataset is
     ever visible. An exclusive file lock (``<data_dir>/.<builder name>.lock``) makes
@@ -94,6 +98,7 @@ def _prepare(
             _cleanup.remove_stale(root, builder, name, others)
         if not _is_prepared(builder):
             _LOG.info("Preparing jdl dataset %r in %s", name, root)
+            _announce(name, root)
             # TFDS creates a download directory even when nothing is downloaded: give it
             # a temporary one so the cache holds only datasets. Its name carries the
             # builder's, so that only this dataset's lock holder removes it if this
@@ -119,6 +124,21 @@ def _prepare(
                     raise
                 _LOG.info("jdl dataset %r was prepared concurrently; reusing it", name)
     return builder
+
+
+def _announce(name: str, root: os.PathLike[str]) -> None:
+    """Tells the user, on stderr, that a bundled dataset is being generated (once).
+
+    The one line a first load prints (TFDS' own "Downloading and preparing ..." lines are
+    silenced by the builders: nothing is downloaded). On stderr, so that it stays out of
+    a program's own output.
+    """
+    print(
+        f"jdl: preparing dataset {name!r} (bundled with jdl: generated locally, no download) "
+        f"in {os.fspath(root)} -- once; later loads reuse it.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _no_space(name: str, root: os.PathLike[str], err: BaseException) -> OSError:

@@ -207,11 +207,11 @@ def load(
             ``"cifar10:3.0.2"``).
         split: A split name or TFDS split expression: ``"train"``, ``"test"``,
             ``"train+test"``, ``"train[:80%]"``, ...
-        data_dir: Where the data lives. Bundled datasets: their cache directory, by
+        data_dir: Where the data lives, for bundled and catalog datasets alike: by
             default ``$JDL_DATA_DIR``, else ``$XDG_CACHE_HOME/jdl/datasets``, else
-            ``~/.cache/jdl/datasets`` (see :func:`jdl.data.resolve_data_dir`). Catalog
-            datasets: the TFDS data directory, by default TFDS' own (``$TFDS_DATA_DIR``,
-            else ``~/tensorflow_datasets``).
+            ``~/.cache/jdl/datasets`` (see :func:`jdl.data.resolve_data_dir`). TFDS' own
+            directory (``~/tensorflow_datasets``) is not searched: pass it as
+            ``data_dir`` to read datasets prepared there.
         download: Catalog datasets only: if their data is not prepared, let TFDS
             download and prepare it in ``array_record`` format (needs network access;
             some datasets also need TensorFlow to prepare). With ``download=False`` (the
@@ -234,7 +234,9 @@ def load(
         UnknownDatasetError: If ``name`` is neither bundled nor in the TFDS catalog.
         UnknownSplitError: If ``split`` names a split the dataset does not have.
         DatasetNotPreparedError: If a catalog dataset's data is not prepared in
-            ``data_dir`` (and ``download`` is false).
+            ``data_dir`` (and ``download`` is false); the message names the directory, how
+            it was chosen (``data_dir``, ``$JDL_DATA_DIR`` or the default) and how to get
+            the data (``download=True``, ``python -m jdl train --download``, or a copy).
         RemoteCodeError: If ``name`` is in a TFDS namespace and ``allow_remote_code`` is
             false (checked before TFDS is asked anything).
         TypeError: If ``name`` or ``split`` is not a string.
@@ -273,11 +275,7 @@ def load(
         source = builder.as_data_source(split=split)
     except Exception as err:
         if not bundled and not _is_prepared(builder):
-            hint = (
-                f"tfds.builder({name!r}, data_dir=..., file_format='array_record')"
-                ".download_and_prepare(), or jdl.data.load(..., download=True)"
-            )
-            raise _not_prepared(name, builder.data_dir_root, hint) from err
+            raise _not_prepared(name, data_dir) from err
         raise
     if in_memory is None:
         in_memory = bundled

@@ -1,7 +1,8 @@
 """Checks of the data ``fit``, ``evaluate`` and ``sweep`` are handed, before anything compiles.
 
-Bad data never trains silently: each check raises at the boundary, naming the dataset, what
-was expected and what was found, and how to fix it.
+Bad data never trains (or evaluates) silently: each check raises at the boundary, naming the
+dataset, what was expected and what was found, and how to fix it. ``fit``, ``evaluate`` and
+``sweep`` all run :func:`check_data`, so they refuse the same data the same way.
 
 - **Inputs and targets hold numbers** (bools, integers, floats): strings, objects, dates
   are refused with their dtype named, not with jax's "Error interpreting argument".
@@ -11,10 +12,14 @@ was expected and what was found, and how to fix it.
 - **Targets fit the model's outputs and the loss**: the model's output shape is worked
   out once with ``jax.eval_shape`` (abstract: nothing is compiled or run), then
 
+  - ``cross_entropy`` needs at least two outputs: its softmax over one output is always 1,
+    so a regression (or one-logit binary) model would get loss 0 and accuracy 1 whatever
+    it predicts -- refused, naming ``mse`` and ``binary_cross_entropy``;
   - ``cross_entropy`` with class indices: integer labels in ``[0, num_outputs)`` -- a
     label ``10`` (or ``-1``) with 10 outputs would silently become an all-zero one-hot
-    target; with one-hot / soft targets: values in ``[0, 1]`` and as many classes as
-    outputs;
+    target; with one-hot / soft targets: class probabilities (values in ``[0, 1]``, rows
+    summing to 1: multi-label rows belong to ``binary_cross_entropy``) and as many classes
+    as outputs;
   - ``binary_cross_entropy``: targets in ``[0, 1]``;
   - every jdl loss: target and output shapes that fit the loss's own shape rule
     (:func:`jdl._core.reduce.check_same_shape` for ``mse``/``mae``/``binary_cross_entropy``:
@@ -24,6 +29,11 @@ was expected and what was found, and how to fix it.
   A loss that is not one of jdl's (a function of your own) gets no target checks: its
   contract is not known here. A jdl loss with settings bound by ``functools.partial``
   (e.g. ``label_smoothing``) is checked as the loss.
+- **Class metrics fit the model and the targets**: ``accuracy``, ``top_k_accuracy``,
+  ``precision``, ``recall`` and ``f1`` (given in ``metrics=``) take the argmax of the
+  outputs, so they need at least two outputs (a one-output model always predicts class 0:
+  accuracy 1.0 on regression targets) and targets that are class indices or probability
+  rows, not regression values (:func:`check_metrics`).
 
 Where the whole dataset is held in memory as NumPy arrays (:func:`jdl.data.from_arrays`,
 ``(x, y)`` tuples, the bundled datasets) every example is checked, in one vectorised pass;
@@ -41,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdl import losses as losses_lib
+from jdl import metrics as metrics_lib
 from jdl._core.checks import describe_dtype, is_numeric_dtype
 from jdl.train.feed import _ArrayFeed, _eval_batches
 
@@ -72,7 +83,7 @@ def _where(whole: bool) -> str:
 
 
 def check_arrays(arrays: Mapping[str, np.ndarray], name: str, whole: bool) -> None:
-    """Numbers only, and finite floats, in ``arrays["x"]`` and ``arrays["y"]``.
+    """Numbers only, and finite floats, in ``arrays["x"]`` and ``arrays["y"]`` (if present).
 
     Raises:
         TypeError: for a field that does not hold numbers or bools (its dtype named).
@@ -80,6 +91,8 @@ def check_arrays(arrays: Mapping[str, np.ndarray], name: str, whole: bool) -> No
             first one's index.
     """
     for field, role in _FIELDS:
+        if field not in arrays:  # inputs alone (jdl.train.predict)
+            continue
         a = np.asarray(arrays[field])
         if not is_numeric_dtype(a.dtype):
             raise TypeError(
@@ -211,6 +224,95 @@ def _shape_fix(fn: Callable, out: tuple[int, ...], y: np.ndarray) -> str:
     return f"use a model whose outputs have the targets' shape {_per_example(y.shape)}"
 
 
+def _probability_rows(y: np.ndarray, what: str, name: str, whole: bool, fix: str) -> None:
+    """Targets of shape ``(batch, ..., k)`` that are class probabilities: in ``[0, 1]``,
+    each row (the last axis) summing to 1 -- one-hot or soft targets."""
+    if y.size == 0:
+        return
+    values = y.astype(np.float64)
+    lo, hi = values.min(), values.max()
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"{name} targets of shape {_per_example(y.shape)} for {what} must be class "
+            f"probabilities (one-hot or soft) in [0, 1]; found values from {lo:g} to {hi:g}"
+            f"{_where(whole)}: {_outside((values < 0) | (values > 1))}. Fix: {fix}."
+        )
+    sums = values.sum(axis=-1)
+    bad = np.abs(sums - 1) > 1e-3
+    if bad.any():
+        raise ValueError(
+            f"{name} targets of shape {_per_example(y.shape)} for {what} must be class "
+            "probabilities (one-hot or soft), each row summing to 1; found rows summing to "
+            f"{sums.min():g} to {sums.max():g}{_where(whole)}: "
+            f"{_outside(bad).replace('outside', 'off')}. Fix: {fix}."
+        )
+
+
+def _one_output(what: str, consequence: str, fix: str) -> ValueError:
+    """The error for a softmax/argmax over a single output (always 1 / class 0)."""
+    return ValueError(
+        f"{what} works over the model's outputs along the last axis (softmax or argmax), "
+        "but the model has 1 output: its softmax is always 1 and its argmax always class 0, "
+        f"so {consequence} whatever the model predicts (silently wrong). Fix: {fix}."
+    )
+
+
+_ONE_OUTPUT_FIX = (
+    "for regression use loss='mse' (or 'mae'), metrics mae / rmse; for two classes use "
+    "loss='binary_cross_entropy' (a sigmoid of the one output, targets 0/1) with the "
+    "binary_accuracy metric, or give the model num_outputs=2 for cross_entropy"
+)
+
+#: jdl's metrics that take the argmax over the outputs' last axis (class predictions).
+_ARGMAX_METRICS = ("accuracy", "top_k_accuracy", "precision", "recall", "f1")
+
+
+def _width(output: Any, n: int) -> tuple[tuple[int, ...], int]:
+    """The output shape for ``n`` examples, and its last axis' length (1 for ``(n,)``)."""
+    out = (n, *output.shape[1:])
+    return out, out[-1] if len(out) > 1 else 1
+
+
+def check_metrics(y: np.ndarray, output: Any, metrics: Any, name: str, whole: bool) -> None:
+    """Targets ``y`` and the model's (abstract) ``output`` against jdl's class metrics.
+
+    ``accuracy``, ``top_k_accuracy``, ``precision``, ``recall`` and ``f1`` compare the
+    argmax of the outputs with the class of each target: they need at least two outputs
+    (the argmax of one is always class 0, so a regression model would score 1.0), and
+    targets that are class indices or class probabilities (one-hot / soft rows), not
+    regression values. Metrics of the user's own get no checks.
+
+    Raises:
+        ValueError: for an argmax metric with a one-output model, or with targets shaped
+            like the outputs that are not probability rows -- naming the metric, what was
+            found and the fix (``binary_accuracy``, ``mae``/``rmse``).
+    """
+    if metrics is None or not isinstance(output, jax.ShapeDtypeStruct):
+        return
+    argmax = {metrics_lib.METRICS[k]: k for k in _ARGMAX_METRICS}
+    y = np.asarray(y)
+    out, width = _width(output, len(y))
+    for metric in metrics:
+        fn = metrics_lib.get(metric)
+        fn = fn.func if isinstance(fn, functools.partial) else fn
+        if fn not in argmax:
+            continue
+        what = f"the {argmax[fn]!r} metric"
+        if len(out) > 1 and width == 1:
+            raise _one_output(
+                what,
+                f"{argmax[fn]} would compare class 0 with every target (1.0 on regression targets)",
+                "binary_accuracy for one output that is a logit of two classes; mae or rmse "
+                "for regression",
+            )
+        if y.shape == out:
+            _probability_rows(
+                y, what, name, whole,
+                "for regression targets use the mae or rmse metrics; for class labels pass "
+                "integer indices of shape (batch,) or one-hot rows",
+            )  # fmt: skip
+
+
 def check_targets(y: np.ndarray, output: Any, loss: str | Callable, name: str, whole: bool) -> None:
     """Targets ``y`` against the model's (abstract) ``output`` for jdl's losses.
 
@@ -226,8 +328,11 @@ def check_targets(y: np.ndarray, output: Any, loss: str | Callable, name: str, w
     if fn not in losses_lib.LOSSES.values() or not isinstance(output, jax.ShapeDtypeStruct):
         return  # a loss of the user's own, or a model with several outputs: not ours
     y = np.asarray(y)
-    out = (len(y), *output.shape[1:])
-    width = out[-1] if len(out) > 1 else 1
+    out, width = _width(output, len(y))
+    if fn is losses_lib.cross_entropy and len(out) > 1 and width == 1:
+        raise _one_output(
+            "loss='cross_entropy'", "the loss would be 0 and accuracy 1", _ONE_OUTPUT_FIX
+        )
     if fn is losses_lib.cross_entropy and len(out) > 1 and y.shape == out[:-1]:
         _class_labels(y, width, name, whole)
         return
@@ -244,6 +349,13 @@ def check_targets(y: np.ndarray, output: Any, loss: str | Callable, name: str, w
         ) from None
     if fn is losses_lib.binary_cross_entropy or fn is losses_lib.cross_entropy:
         _unit_interval(y, fn.__name__, name, whole)
+    if fn is losses_lib.cross_entropy:  # and rows that sum to 1
+        _probability_rows(
+            y, "cross_entropy", name, whole,
+            "for several labels per example (multi-label) use loss='binary_cross_entropy'; "
+            "for regression use loss='mse'; for class indices 0..k-1 pass integer labels of "
+            "shape (batch,) to a model of num_outputs=k",
+        )  # fmt: skip
 
 
 def check_data(
@@ -254,6 +366,7 @@ def check_data(
     *,
     first: Mapping[str, np.ndarray] | None = None,
     known: tuple[Any, Any, Any] | None = None,
+    metrics: Any = None,
 ) -> tuple[Any, Any, Any]:
     """Every check of this module on one dataset; returns what it worked out.
 
@@ -266,6 +379,9 @@ def check_data(
         first: the feed's first batch, if already read.
         known: what an earlier call returned, reused where the inputs have the same
             per-example shape and dtype (no second abstract run of the model).
+        metrics: the metrics the caller was given (names or functions; jdl's class
+            metrics get :func:`check_metrics`); ``None`` (the loss's defaults, which fit
+            it) checks none.
 
     Returns:
         ``(input_struct, output, variables)``: the per-example input shape and dtype, and
@@ -273,11 +389,12 @@ def check_data(
 
     Raises:
         TypeError: for inputs or targets that are not numbers.
-        ValueError: for non-finite values, inputs that do not fit the model, or targets
-            that do not fit its outputs (see :func:`check_targets`).
+        ValueError: for non-finite values, inputs that do not fit the model, targets
+            that do not fit its outputs (see :func:`check_targets`), or class metrics that
+            cannot mean anything for them (see :func:`check_metrics`).
     """
     arrays, whole = data_arrays(feed, first)
-    return check_arrays_against(model, arrays, loss, name, whole, known=known)
+    return check_arrays_against(model, arrays, loss, name, whole, known=known, metrics=metrics)
 
 
 def check_arrays_against(
@@ -288,6 +405,7 @@ def check_arrays_against(
     whole: bool,
     *,
     known: tuple[Any, Any, Any] | None = None,
+    metrics: Any = None,
 ) -> tuple[Any, Any, Any]:
     """:func:`check_data` on arrays already read: all of a dataset (``whole``) or a batch.
 
@@ -305,4 +423,5 @@ def check_arrays_against(
         output, variables = model_output(model, x[:1], name)
     if loss is not None:
         check_targets(arrays["y"], output, loss, name, whole)
+    check_metrics(arrays["y"], output, metrics, name, whole)
     return signature, output, variables

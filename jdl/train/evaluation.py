@@ -41,10 +41,18 @@ def evaluate(
         model: the ``flax.linen`` module.
         variables: its variables (``{"params": ..., "batch_stats": ...}``) or a
             :class:`TrainState` of this model (one of another model is refused).
-        data: a data source with ``"x"``/``"y"`` examples, or an ``(x, y)`` tuple of
-            arrays (see :func:`jdl.data.from_arrays`).
-        loss: a jdl loss or its name.
+        data: a random-access data source with ``"x"``/``"y"`` examples (e.g.
+            :func:`jdl.data.load`), or an ``(x, y)`` tuple of arrays (see
+            :func:`jdl.data.from_arrays`); not a generator or a :func:`jdl.data.batches`
+            iterator -- evaluate batches the data itself.
+        loss: a jdl loss or its name. The default, ``"cross_entropy"``, is for classifiers
+            with one output per class; a model with one output (regression, or a single
+            logit of two classes) must name its loss (``"mse"``, ``"mae"``,
+            ``"binary_cross_entropy"``): cross-entropy over one output would always be 0,
+            so it is refused, as are targets that are not class labels or probabilities.
         metrics: metric names/functions; default :func:`default_metrics` of the loss.
+            Class metrics (``accuracy``, ...) are refused for a one-output model and for
+            regression targets (see :mod:`jdl.train.data_checks`).
         batch_size: the (global) evaluation batch size.
         strategy: as in :func:`jdl.train.parallelize`.
 
@@ -52,11 +60,14 @@ def evaluate(
         ``{"loss": ..., <metric>: ...}`` as Python floats.
 
     Raises:
-        TypeError: for inputs or targets that are not numbers.
+        TypeError: for inputs or targets that are not numbers, or ``data`` that is not a
+            random-access source or ``(x, y)`` arrays (a dict, a generator, a batch
+            iterator: the message says what to pass).
         ValueError: for variables that do not fit the model (every differing path and
-            shape listed), NaN/inf in the data, inputs that do not fit the model, or
+            shape listed), NaN/inf in the data, inputs that do not fit the model,
             targets that do not fit its outputs and ``loss`` (e.g. class labels outside
-            ``[0, num_outputs)``); see :mod:`jdl.train.data_checks`; or a
+            ``[0, num_outputs)``, ``cross_entropy`` with a one-output model), or class
+            metrics that cannot apply; see :mod:`jdl.train.data_checks`; or a
             :class:`TrainState` whose model is not ``model`` (the fields that differ named).
     """
     check_model("evaluate", model)
@@ -64,7 +75,8 @@ def evaluate(
     data = as_source(data, "data")
     check_supervised(data, "data")
     feed = _make_feed(data)
-    _, _, expected = check_data(model, feed, loss, "data")  # numbers, finite, fitting
+    # numbers, finite, fitting the model, the loss and the metrics (never silently wrong)
+    _, _, expected = check_data(model, feed, loss, "data", metrics=metrics)
     if isinstance(variables, TrainState):
         state = variables
     else:

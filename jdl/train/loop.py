@@ -111,7 +111,17 @@ def fit(
         callbacks: :class:`jdl.train.callbacks.Callback` objects.
         strategy: ``"jit"``, ``"sharded"``, ``"pmap"``; default by device count.
         seed: the seed of the parameters, dropout and shuffling.
-        verbose: 1 shows a tqdm progress bar with live metrics; 0 is silent.
+        verbose: 0 is silent. 1 (the default) shows a tqdm progress bar whose postfix is
+            the running mean over the epoch so far of the loss and each metric, and prints
+            one line per epoch above it, Keras-style, with the epoch's recorded values
+            (those of its :class:`History` row: the epoch means, the ``val_*`` metrics,
+            what callbacks add such as ``learning_rate``) to 4 significant digits, e.g.
+            ``epoch 3/10  1.2 s  loss 0.1234  accuracy 0.912  val_loss 0.2  val_accuracy
+            0.9``; the bar is cleared at the end, leaving the lines. When ``sys.stderr``
+            (where it writes, as tqdm does) is not a terminal -- piped to a file, a CI log
+            -- it writes no carriage-return updates and behaves as 2. 2 prints only the
+            line per epoch. ``False`` / ``True`` are 0 / 1; anything else is refused. See
+            :mod:`jdl.train.progress`.
         metrics: metric names/functions; default accuracy for classification losses.
         l1, l2: penalty coefficients (weights only, not biases or BatchNorm).
         log_every: fetch metrics from the device every this many steps (never per step).
@@ -154,10 +164,10 @@ def fit(
     train = as_source(train, "train")
     validation = None if validation is None else as_source(validation, "validation")
     optimizer = as_optimizer(optimizer)
-    check_run_settings("fit", l1=l1, l2=l2, eval_batch_size=eval_batch_size)
+    check_run_settings("fit", l1=l1, l2=l2, eval_batch_size=eval_batch_size, verbose=verbose)
     check_callbacks(callbacks)
     plan = plan_run(
-        "fit", model, train, validation, batch_size, epochs, steps, log_every, seed, loss
+        "fit", model, train, validation, batch_size, epochs, steps, log_every, seed, loss, metrics
     )
     metrics = default_metrics(loss) if metrics is None else tuple(metrics)
     if resume and variables is not None:
@@ -234,6 +244,7 @@ def fit(
             for cb in callbacks:
                 cb.on_epoch_end(run, logs)
             history.append(run.epoch, run.step, logs)
+            runner.end_epoch(logs)  # the line shows the row just recorded
             for cb in others:
                 cb.on_epoch_recorded(run)
             if run.step == run.epoch * plan.steps_per_epoch:

@@ -22,13 +22,13 @@ import flax.linen as flax_nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from jdl import losses as losses_lib
 from jdl._core.checks import is_int, is_number
 from jdl.data._access import check_supervised
 from jdl.train.data_checks import check_data
 from jdl.train.feed import _ArrayFeed, _epoch_batches, _eval_batches, _make_feed
+from jdl.train.progress import Progress, Summary, check_verbose
 
 __all__ = ["default_metrics"]
 
@@ -86,15 +86,17 @@ def check_model(caller: str, model: Any) -> None:
 
 
 def check_run_settings(
-    caller: str, *, l1: Any, l2: Any, eval_batch_size: int | None = None
+    caller: str, *, l1: Any, l2: Any, eval_batch_size: int | None = None, verbose: Any = 1
 ) -> None:
     """Check the settings ``fit`` and ``sweep`` share beyond :func:`plan_run`'s.
 
     Raises:
         ValueError: a penalty coefficient that is not a finite number >= 0 (a JAX array,
-            as when ``sweep`` traces it, is accepted unchecked), or an ``eval_batch_size``
-            that is not a positive integer.
+            as when ``sweep`` traces it, is accepted unchecked), an ``eval_batch_size``
+            that is not a positive integer, or a ``verbose`` that is not 0, 1 or 2
+            (``False`` / ``True`` are 0 / 1; :func:`jdl.train.progress.check_verbose`).
     """
+    check_verbose(caller, verbose)
     check_positive_ints(eval_batch_size=eval_batch_size)
     for name, value in (("l1", l1), ("l2", l2)):
         if isinstance(value, jax.Array):
@@ -116,6 +118,7 @@ def plan_run(
     log_every: int,
     seed: int,
     loss: str | Callable | None = None,
+    metrics: Any = None,
 ) -> RunPlan:
     """Check a run's settings and data; return its :class:`RunPlan`.
 
@@ -123,7 +126,8 @@ def plan_run(
     and validation data are checked against the model and ``loss`` by
     :func:`jdl.train.data_checks.check_data` (numbers only, finite, inputs that fit the
     model, targets that fit its outputs), all of an in-memory dataset, the first batch of
-    a streamed one; ``loss=None`` skips the target checks.
+    a streamed one; ``loss=None`` skips the target checks. ``metrics`` (as the caller was
+    given them) get :func:`jdl.train.data_checks.check_metrics`.
 
     Raises:
         ValueError: neither ``epochs`` nor ``steps``, a setting that is not a positive
@@ -154,11 +158,11 @@ def plan_run(
     first = next(_epoch_batches(feed, batch_size, seed=seed, epoch=0, shuffle=False))
     sample = jax.tree_util.tree_map(lambda a: a[:1], first)
     # before anything compiles: numbers, finite, fitting the model (abstractly) and loss
-    known = check_data(model, feed, loss, "training", first=first)
+    known = check_data(model, feed, loss, "training", first=first, metrics=metrics)
     val_feed = None
     if validation is not None:
         val_feed = _make_feed(validation)
-        check_data(model, val_feed, loss, "validation", known=known)
+        check_data(model, val_feed, loss, "validation", known=known, metrics=metrics)
     num_epochs = math.ceil(total_steps / steps_per_epoch)
     return RunPlan(feed, batch_size, steps_per_epoch, total_steps, num_epochs, sample, val_feed)
 
@@ -216,6 +220,15 @@ class MetricBuffer:
         self._count += len(self._pending)
         self.next_step += len(self._pending)
         self._pending = []
+
+    def running_means(self, fetched: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The means over the epoch so far, counting ``fetched`` (rows not yet added: what
+        ``on_fetch`` is called with); from the host copies, nothing more is fetched."""
+        count = self._count + len(next(iter(fetched.values())))
+        return {
+            k: (self._sums.get(k, 0.0) + np.sum(v, axis=0, dtype=np.float64)) / count
+            for k, v in fetched.items()
+        }
 
     def take_means(self) -> dict[str, np.ndarray]:
         """The mean of every metric since the last call (after a flush); then reset.
@@ -277,9 +290,11 @@ class EpochRunner:
         log_every: fetch the metrics every this many steps.
         step: the step the state is at (default: read from ``state.step``, non-zero when
             resuming).
-        verbose: 1 shows a tqdm progress bar; 0 is silent.
-        postfix: ``fetched -> dict`` shown after the bar (default: each metric's last
-            value).
+        verbose: the display (:mod:`jdl.train.progress`): 0 none, 1 a bar with the
+            epoch's running means and a line per epoch (lines only when ``sys.stderr`` is
+            not a terminal), 2 a line per epoch.
+        summary: ``means -> (label, values)``, what the display shows of a set of metric
+            means (default: each metric as it is); ``sweep`` picks one configuration.
         on_fetch: also called with ``(first_step, fetched)`` after every fetch (may be set
             later, as the attribute ``on_fetch``).
 
@@ -299,7 +314,7 @@ class EpochRunner:
         log_every: int,
         step: int | None = None,
         verbose: int = 1,
-        postfix: Callable[[dict[str, np.ndarray]], dict[str, str]] | None = None,
+        summary: Summary | None = None,
         on_fetch: Callable[[int, dict[str, np.ndarray]], None] | None = None,
     ) -> None:
         self.plan = plan
@@ -310,15 +325,8 @@ class EpochRunner:
         self.step = step
         self.seed = seed
         self.shuffle = shuffle
-        self._postfix = postfix or (lambda f: {k: f"{v[-1]:.4g}" for k, v in f.items()})
         self.on_fetch = on_fetch
-        self.bar = tqdm(
-            total=plan.total_steps,
-            initial=step,
-            disable=verbose < 1,
-            unit="step",
-            dynamic_ncols=True,
-        )
+        self.progress = Progress(verbose, plan.total_steps, step, summary)
         self.metrics = MetricBuffer(log_every, self._fetched, first_step=step + 1)
         self.on_step: Callable[[int], None] | None = None
 
@@ -330,8 +338,9 @@ class EpochRunner:
     def _fetched(self, first_step: int, fetched: dict[str, np.ndarray]) -> None:
         if self.on_fetch is not None:
             self.on_fetch(first_step, fetched)
-        self.bar.update(len(next(iter(fetched.values()))))
-        self.bar.set_postfix(self._postfix(fetched), refresh=False)
+        if self.progress.bar is not None and fetched:
+            steps = len(next(iter(fetched.values())))
+            self.progress.update(steps, self.metrics.running_means(fetched))
 
     def _batches(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
         skip = max(self.step - epoch * self.plan.steps_per_epoch, 0)
@@ -354,7 +363,7 @@ class EpochRunner:
         Returns:
             The mean of every training metric over the epoch's steps.
         """
-        self.bar.set_description(description or f"epoch {epoch + 1}/{self.plan.num_epochs}")
+        self.progress.start_epoch(description or f"epoch {epoch + 1}/{self.plan.num_epochs}")
         for batch in self._batches(epoch):
             if self.done or stop():
                 break
@@ -374,6 +383,15 @@ class EpochRunner:
         """:func:`evaluate_sums` of the current state."""
         return evaluate_sums(eval_fn, self.state, feed, batch_size)
 
+    def end_epoch(self, logs: dict[str, Any]) -> str | None:
+        """Show the epoch's line for its recorded ``logs`` (the means
+        :meth:`train_epoch` returned, the validation metrics, what callbacks added).
+
+        Returns:
+            The line, or ``None`` with ``verbose=0``.
+        """
+        return self.progress.end_epoch(logs)
+
     def close(self) -> None:
-        """Close the progress bar."""
-        self.bar.close()
+        """Close the progress display (the epoch lines stay)."""
+        self.progress.close()

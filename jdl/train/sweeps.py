@@ -78,11 +78,14 @@ def _scale_kernels(params: Any, scale: jax.Array) -> Any:
     return jax.tree_util.tree_map(lambda p, m: p * scale if m else p, params, mask)
 
 
-def _best_loss(fetched: dict[str, np.ndarray]) -> dict[str, str]:
-    """The progress bar's postfix: the lowest finite loss of the last step fetched."""
-    last = fetched["loss"][-1]
-    finite = last[np.isfinite(last)]
-    return {"best loss": f"{finite.min():.4g}" if finite.size else "nan"}
+def _best_config(means: Mapping[str, Any]) -> tuple[str, dict[str, float]]:
+    """What the progress display shows of K configurations' means: those of the one with
+    the lowest ``val_loss`` (``loss`` while training or without validation), NaN ignored,
+    labelled with its index into ``SweepResult.configs``."""
+    key = "val_loss" if "val_loss" in means else "loss"
+    ranked = np.where(np.isnan(means[key]), np.inf, means[key])
+    best = int(np.argmin(ranked))
+    return f"best config {best}", {k: float(np.asarray(v)[best]) for k, v in means.items()}
 
 
 def _settings(configs: list[dict[str, float]], hyper: Hyper) -> dict[str, Any]:
@@ -219,7 +222,14 @@ def sweep(
         shuffle: reshuffle every epoch.
         log_every: fetch metrics from the device every this many steps.
         eval_batch_size: validation batch size (default ``max(batch_size, 256)``).
-        verbose: 1 shows a progress bar; 0 is silent.
+        verbose: the display of :func:`jdl.fit` (0, 1 or 2: a bar and a line per epoch,
+            lines only when ``sys.stderr`` is not a terminal, a line per epoch; see
+            :mod:`jdl.train.progress`), showing one configuration: the bar the running
+            means of the one with the lowest running mean loss, each epoch's line the
+            recorded values of the one with the lowest ``val_loss`` (``loss`` without
+            validation), NaN ignored, e.g. ``sweep of 4: epoch 2/5  0.8 s  best config 1
+            loss 0.3  accuracy 0.9  val_loss 0.35  val_accuracy 0.88``, where ``config 1``
+            is ``result.configs[1]`` (``result.histories[1]`` records those values).
 
     Returns:
         A :class:`SweepResult` with ``configs`` (every swept setting named) and one
@@ -241,10 +251,11 @@ def sweep(
     """
     train = as_source(train, "train")
     validation = None if validation is None else as_source(validation, "validation")
-    check_run_settings("sweep", l1=l1, l2=l2, eval_batch_size=eval_batch_size)
+    check_run_settings("sweep", l1=l1, l2=l2, eval_batch_size=eval_batch_size, verbose=verbose)
     plan = plan_run(
-        "sweep", model, train, validation, batch_size, epochs, steps, log_every, data_seed, loss
-    )
+        "sweep", model, train, validation, batch_size, epochs, steps, log_every, data_seed,
+        loss, metrics
+    )  # fmt: skip
     loss_fn = losses_lib.get(loss)
     hyper = Hyper.route(params, model, loss_fn)
     configs = _grid(learning_rates, seeds, init_scales, hyper)
@@ -273,7 +284,7 @@ def sweep(
         log_every=log_every,
         step=0,
         verbose=verbose,
-        postfix=_best_loss,
+        summary=_best_config,
     )
     for epoch in range(plan.num_epochs):
         description = f"sweep of {len(configs)}: epoch {epoch + 1}/{plan.num_epochs}"
@@ -287,6 +298,7 @@ def sweep(
             logs.update({f"val_{k}": v for k, v in val.items()})
         for i, history in enumerate(histories):
             history.append(epoch + 1, runner.step, {k: float(v[i]) for k, v in logs.items()})
+        runner.end_epoch(logs)
         if runner.done:
             break
     runner.close()

@@ -131,6 +131,32 @@ def fit(**overrides: Any) -> Any:
     return jdl.fit(kwargs.pop("model"), kwargs.pop("train"), **kwargs)
 
 
+def sweep(**overrides: Any) -> Any:
+    """``jdl.train.sweep`` of a small MLP on (X, Y), one learning rate, one step."""
+    kwargs: dict[str, Any] = {
+        "model": mlp(),
+        "train": (X, Y),
+        "batch_size": 8,
+        "loss": "cross_entropy",
+        "optimizer": "adam",
+        "learning_rates": [1e-3],
+        "steps": 1,
+        "verbose": 0,
+    }
+    kwargs.update(overrides)
+    return jdl.train.sweep(kwargs.pop("model"), kwargs.pop("train"), **kwargs)
+
+
+def examples_generator() -> Any:
+    """A generator of (X, Y) batches: a one-pass stream, not a dataset."""
+    return ({"x": X[i : i + 8], "y": Y[i : i + 8]} for i in range(0, len(X), 8))
+
+
+def batch_iterator() -> Any:
+    """What ``jdl.data.batches`` returns: a one-pass iterator of batches."""
+    return jdl.data.batches(jdl.data.from_arrays(X, Y), 8)
+
+
 def init(model: Any, x: np.ndarray) -> Any:
     import jax
 
@@ -334,6 +360,20 @@ def _fit_data_cases() -> list[Case]:
              (KeyError, ValueError), ('"y"', "['x']")),
         Case("fit: a dict of arrays instead of a source", lambda t: fit(train={"x": X, "y": Y}),
              (TypeError, ValueError), ("dict",)),
+        Case("fit: a generator instead of a source", lambda t: fit(train=examples_generator()),
+             TypeError, ("a generator", "read once", "jdl.data.from_arrays(x, y)")),
+        Case("fit: a jdl.data.batches iterator instead of a source",
+             lambda t: fit(train=batch_iterator()), TypeError,
+             ("a batch iterator", "the source you gave jdl.data.batches", "in_memory=false")),
+        Case("fit: cross_entropy with one output",
+             lambda t: fit(model=mlp(1), train=(X, Y % 2)), ValueError,
+             ("cross_entropy", "1 output", "loss='mse'", "binary_cross_entropy")),
+        Case("fit: the accuracy metric on a one-output regression",
+             lambda t: fit(model=mlp(1), train=(X, X[:, :1]), loss="mse", metrics=["accuracy"]),
+             ValueError, ("'accuracy' metric", "1 output", "mae or rmse")),
+        Case("fit: multi-label targets for cross_entropy",
+             lambda t: fit(train=(X, np.ones((32, 3), np.float32))), ValueError,
+             ("summing to 1", "binary_cross_entropy")),
         Case("fit: an empty dataset", lambda t: fit(train=(X[:0], Y[:0])), ValueError,
              ("empty", "0")),
         Case("fit: regression targets that would broadcast",
@@ -373,6 +413,21 @@ def _evaluate_cases() -> list[Case]:
              ("batch_size", "0")),
         Case("evaluate: inputs of the wrong width", lambda t: evaluate(data=(X[:, :2], Y)),
              ValueError, ("4", "2")),
+        Case("evaluate: the default loss on a one-output regression model",
+             lambda t: evaluate(model=mlp(1), variables=variables_of(mlp(1)), data=(X, X[:, :1])),
+             ValueError, ("cross_entropy", "1 output", "loss='mse'")),
+        Case("evaluate: the accuracy metric on regression targets",
+             lambda t: evaluate(data=(X, X[:, :3]), loss="mse", metrics=["accuracy"]),
+             ValueError, ("'accuracy' metric", "class probabilities", "mae or rmse")),
+        Case("evaluate: a generator instead of a source",
+             lambda t: evaluate(data=examples_generator()), TypeError,
+             ("data must be a random-access", "a generator", "jdl.data.load")),
+        Case("evaluate: a jdl.data.batches iterator instead of a source",
+             lambda t: evaluate(data=batch_iterator()), TypeError,
+             ("a batch iterator", "jdl.data.batches")),
+        Case("evaluate: a dict of arrays instead of a source",
+             lambda t: evaluate(data={"x": X, "y": Y}), TypeError,
+             ("dict", "jdl.data.from_arrays(data['x'], data['y'])")),
         Case("evaluate: params without the 'params' key",
              lambda t: evaluate(variables=variables_of(mlp())["params"]), (TypeError, ValueError),
              ('"params"', "dense_0")),
@@ -506,6 +561,12 @@ def _data_cases() -> list[Case]:
         Case("load: not prepared, download=False",
              lambda t: data.load("mnist", data_dir=t), error(data, "DatasetNotPreparedError"),
              ("mnist", "download=true")),
+        Case("load: not prepared names the data directory and the command line's way",
+             lambda t: data.load("mnist", data_dir=t), error(data, "DatasetNotPreparedError"),
+             ("chosen by the data_dir argument", "--download", "array_record")),
+        Case("batches: a generator instead of a source",
+             lambda t: next(data.batches(examples_generator(), 8)), TypeError,
+             ("source must be a random-access", "a generator")),
         Case("load: namespace that fetches code without opt-in",
              lambda t: data.load("huggingface:mnist", data_dir=t, download=True),
              error(data, "RemoteCodeError"), ("allow_remote_code",)),
@@ -603,6 +664,21 @@ def _analysis_cases() -> list[Case]:
              lambda t: jdl.train.sweep(mlp(), (X, Y), batch_size=8, loss="cross_entropy",
                                        optimizer="adam", learning_rates=[float("nan")], steps=1,
                                        verbose=0), ValueError, ("nan",)),
+        Case("sweep: cross_entropy with one output",
+             lambda t: sweep(model=mlp(1), train=(X, Y % 2)), ValueError,
+             ("cross_entropy", "1 output", "loss='mse'")),
+        Case("sweep: the accuracy metric on a one-output regression",
+             lambda t: sweep(model=mlp(1), train=(X, X[:, :1]), loss="mse", metrics=["accuracy"]),
+             ValueError, ("'accuracy' metric", "1 output")),
+        Case("sweep: a generator instead of a source",
+             lambda t: sweep(train=examples_generator()), TypeError,
+             ("train must be a random-access", "a generator", "jdl.data.from_arrays(x, y)")),
+        Case("sweep: a jdl.data.batches iterator instead of a source",
+             lambda t: sweep(train=batch_iterator()), TypeError,
+             ("a batch iterator", "jdl.data.batches")),
+        Case("sweep: a dict of arrays instead of a source",
+             lambda t: sweep(train={"x": X, "y": Y}), TypeError,
+             ("dict", "jdl.data.from_arrays(train['x'], train['y'])")),
         Case("sweep: labels out of range",
              lambda t: jdl.train.sweep(mlp(), (X, Y + 3), batch_size=8, loss="cross_entropy",
                                        optimizer="adam", learning_rates=[1e-3], steps=1,
