@@ -20,6 +20,7 @@ from jdl.train.checkpoint import (
 from jdl.train.debug import NonFiniteError
 from jdl.train.ema import averaged_params, ema_params
 from jdl.train.evaluation import evaluate
+from jdl.train.prediction import predict
 from jdl.train.history import History, metric_mode
 from jdl.train.loop import fit
 from jdl.train.optim import (
@@ -84,6 +85,7 @@ __all__ = [
     "model_kwargs",
     "optimizer",
     "parallelize",
+    "predict",
     "state_from_variables",
     "search",
     "sweep",
