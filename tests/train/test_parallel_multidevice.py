@@ -73,3 +73,14 @@ def test_batch_not_divisible_by_devices_is_rejected():
     step = parallelize(functools.partial(train_step, loss_fn="cross_entropy"), "pmap")
     with pytest.raises(ValueError, match="multiple of 8; got 12"):
         step.put_batch({"x": np.zeros((12, 5)), "y": np.zeros(12, int)})
+
+
+@pytest.mark.parametrize("strategy", ["sharded", "pmap"])
+def test_predict_on_8_devices_equals_one_device(strategy):
+    src = blobs(37, seed=1)  # 37 examples: the last batch of 16 is padded
+    model = TinyMLP(batch_norm=True)
+    variables = model.init(jax.random.key(0), src.x[:1], train=False)
+    want = jdl.train.predict(model, variables, src.x, batch_size=16, strategy="jit")
+    got = jdl.train.predict(model, variables, src.x, batch_size=16, strategy=strategy)
+    assert got.shape == (37, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
