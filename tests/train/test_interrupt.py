@@ -160,7 +160,8 @@ def test_cli_exits_130_on_sigint(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.splitlines()  # (and maybe the dataset's preparation)
     assert [line for line in err if "stopped by" in line] == [
         f"training stopped by SIGINT after step 7: checkpoint of step 7 in "
-        f"{tmp_path / 'run' / 'checkpoints'}; continue with --resume --out {tmp_path / 'run'}"
+        f"{tmp_path / 'run' / 'checkpoints'}; {tmp_path / 'run'} holds config.json, "
+        f"history.json (0 epochs); continue with --resume --out {tmp_path / 'run'}"
     ]
 
 

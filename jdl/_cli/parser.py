@@ -1,0 +1,230 @@
+"""The argument parser of ``python -m jdl``.
+
+It imports nothing heavy (no JAX, Flax, TFDS or the rest of jdl): ``--help`` and usage
+errors answer at once. Every option's help states its default once. An unknown option is
+answered with the closest valid ones (``--modle``: did you mean ``--model``?), and so is an
+unknown ``--model``, ``--optimizer``, ``--schedule`` or ``--strategy`` value (an unknown
+``--dataset`` is answered by the data layer, which knows the TFDS catalog).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jdl._cli.models import MODELS
+
+PROG = "python -m jdl"
+
+#: The optimiser names of ``--optimizer`` (the keys of ``jdl.train.optim.OPTIMIZERS``; a
+#: test keeps them equal), listed here so that the parser need not import jdl.train.
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
+#: The learning-rate schedules of ``--schedule`` (``jdl.train.optim.SCHEDULES``).
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
+#: The data-parallel strategies of ``--strategy`` (``jdl.train.parallelize``).
+STRATEGIES = ("jit", "sharded", "pmap")
+#: The length of a run given neither ``--steps`` nor ``--epochs`` (the MNIST-1D paper's).
+DEFAULT_STEPS = 6000
+#: ``--verbose`` levels (``jdl.fit(verbose=...)``).
+VERBOSE_LEVELS = (0, 1, 2)
+
+
+def closest(word: str, candidates: Sequence[str], n: int = 3) -> list[str]:
+    """The (at most ``n``) candidates closest to ``word``, best first (:mod:`difflib`)."""
+    return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
+
+
+def _either(names: Sequence[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def one_of(what: str, names: Sequence[str]) -> Callable[[str], str]:
+    """An argparse ``type`` that accepts only ``names``, suggesting the closest on a miss.
+
+    Args:
+        what: what a value is, for the message (``"model"``).
+        names: the valid values.
+
+    Returns:
+        The converter: the value itself, or :class:`argparse.ArgumentTypeError` naming the
+        value, the closest valid ones and all valid ones.
+    """
+
+    def check(value: str) -> str:
+        if value in names:
+            return value
+        near = closest(value, names)
+        hint = f"; did you mean {_either([repr(n) for n in near])}?" if near else ""
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {value!r}{hint} (expected one of: {', '.join(names)})"
+        )
+
+    check.__name__ = what
+    return check
+
+
+class Parser(argparse.ArgumentParser):
+    """An :class:`argparse.ArgumentParser` that suggests the closest option to an unknown one.
+
+    Python 3.11's argparse only says "unrecognized arguments"; this one names, for each
+    unknown ``--option``, the closest options of the command it was given to.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, Parser] = {}
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        """Parse ``args`` as argparse does, failing on unknown ones with suggestions."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.commands.get(getattr(parsed, "command", None) or "", self)
+            command.error(command.unrecognized(extras))
+        return parsed
+
+    def unrecognized(self, extras: Sequence[str]) -> str:
+        """The error message for the arguments ``extras`` this parser does not know."""
+        options = [s for action in self._actions for s in action.option_strings]
+        hints = []
+        for token in extras:
+            if not token.startswith("-"):
+                continue
+            near = closest(token.split("=", 1)[0], options)
+            if near:
+                hints.append(f"{token.split('=', 1)[0]}: did you mean {_either(near)}?")
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        return f"{message} ({'; '.join(hints)})" if hints else message
+
+
+def _train_options(train: Parser) -> None:
+    """The options of ``python -m jdl train``."""
+    _choice(train, "--model", "model", sorted(MODELS), "cnn", "the model")
+    train.add_argument(
+        "--dataset",
+        default="mnist1d",
+        help="a bundled dataset (iris, digits, mnist1d, coffee) or a prepared TFDS catalog "
+        "name (default: mnist1d)",
+    )
+    train.add_argument(
+        "--data-dir",
+        default=None,
+        help="where datasets are stored (default: $JDL_DATA_DIR, else jdl's cache folder)",
+    )
+    train.add_argument(
+        "--download",
+        action="store_true",
+        help="download and prepare a TFDS catalog dataset that is not prepared yet, into the "
+        "data directory (needs network access; bundled datasets never need it)",
+    )
+    _choice(train, "--optimizer", "optimizer", OPTIMIZERS, "adam", "the optimiser")
+    train.add_argument("--lr", type=float, default=1e-2, help="learning rate (default: 0.01)")
+    _choice(train, "--schedule", "schedule", SCHEDULES, "constant", "learning-rate schedule")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument(
+        "--epochs", type=int, default=None, help="passes over the training set (default: none)"
+    )
+    length.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"optimiser steps (default: {DEFAULT_STEPS} without --epochs)",
+    )
+    train.add_argument(
+        "--batch-size", type=int, default=100, help="global batch size (default: 100)"
+    )
+    _choice(
+        train, "--strategy", "strategy", STRATEGIES, None,
+        "data parallelism (default: jit on one device, sharded on several)",
+    )  # fmt: skip
+    train.add_argument(
+        "--seed", type=int, default=0, help="seed of parameters and shuffling (default: 0)"
+    )
+    train.add_argument(
+        "--out", default=None, help="run directory (default: runs/<dataset>-<model>-<time>)"
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        help="also checkpoint every this many epochs (default: only the final state, which "
+        "is always saved)",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out exactly where its checkpoint stopped (only --steps "
+        "or --epochs may change, to train longer)",
+    )
+    shown = train.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        choices=VERBOSE_LEVELS,
+        help="0: nothing while training; 1: a progress bar and a line per epoch; 2: only the "
+        "line per epoch, for logs (default: 1)",
+    )
+    shown.add_argument("--quiet", action="store_true", help="the same as --verbose 0")
+    train.add_argument(
+        "--debug",
+        action="store_true",
+        help="check every step on the device for NaN/inf (inputs, layer outputs, loss, "
+        "gradients, updated parameters) and stop at the first, naming its batch, layer and "
+        "parameter (jdl.fit(debug=True); slower: for finding a divergence)",
+    )
+
+
+def _choice(
+    parser: Parser, option: str, what: str, names: Sequence[str], default: str | None, help: str
+) -> None:
+    """Add ``option`` taking one of ``names`` (suggesting the closest on a miss)."""
+    if default is not None:
+        help = f"{help} (default: {default})"
+    parser.add_argument(
+        option,
+        default=default,
+        type=one_of(what, names),
+        metavar="{" + ",".join(names) + "}",
+        help=help,
+    )
+
+
+_TRAIN_EPILOG = (
+    "Ctrl-C (SIGINT) or SIGTERM, at any moment, stops the run with one line saying where and "
+    "what the run directory holds (config.json from the start, history.json after every "
+    "epoch, a checkpoint of the step training stopped at, resumable with --resume), and exits "
+    "with status 130 (SIGINT) or 143 (SIGTERM); a second Ctrl-C stops at once. Exit status 2: "
+    "a usage or settings error (nothing is written); 1: training diverged."
+)
+
+
+def build_parser() -> Parser:
+    """The parser of ``python -m jdl``: the ``train`` command and its options.
+
+    Returns:
+        The top-level parser; ``parser.commands["train"]`` is the ``train`` command's.
+    """
+    parser = Parser(
+        prog=PROG,
+        description="jdl: build, train and understand neural networks in JAX.",
+        epilog="With no command, this help is printed and the exit status is 2 (a usage "
+        "error). 'python -m jdl train' with no options trains the MNIST-1D paper's CNN.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    train = commands.add_parser(
+        "train",
+        help="train a model on a dataset and write a run directory",
+        description=(
+            "Train a model with jdl.fit and write a run directory (config.json, "
+            "history.json/.csv, history.png, results.json, checkpoints/). With no options: "
+            f"the MNIST-1D paper's CNN on the bundled MNIST-1D, Adam 1e-2, batch 100, "
+            f"{DEFAULT_STEPS} steps (about 94 percent test accuracy)."
+        ),
+        epilog=_TRAIN_EPILOG,
+    )
+    _train_options(train)
+    parser.commands["train"] = train
+    return parser
