@@ -150,3 +150,13 @@ def test_debug_names_where_a_run_diverged(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: training diverged: fit(debug=True): the first non-finite value" in err
     assert "first non-finite gradient: params/" in err and "Cause: " in err
+
+
+def test_the_model_summary_is_printed_at_the_start(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "mlp", "--steps", "40", "--out", str(out),
+                 "--verbose", "2"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "MLP on inputs (1, 40) (inference mode)" in printed
+    assert "trainable parameters:" in printed and "FLOPs per forward pass:" in printed
+    assert printed.index("MLP on inputs") < printed.index("test accuracy:")

@@ -193,6 +193,8 @@ class TrainCommand:
             f"run directory {out}",
             flush=True,
         )
+        if not args.quiet and args.verbose:
+            print(jdl.nn.summary(model, (1, *info.x_shape)), flush=True)
         self.signals.check("before training")
         epochs_planned = args.epochs or math.ceil(steps / steps_per_epoch)
         history = self._fit(model, train, test, loss, steps, total, epochs_planned)
