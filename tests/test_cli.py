@@ -30,17 +30,24 @@ def test_default_model_on_mnist1d_writes_a_run_directory(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--steps", "120", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "Training cnn on mnist1d" in printed and "test accuracy:" in printed
+    assert "Training cnn on mnist1d (3600 examples, 400 held out for validation)" in printed
+    assert "validation accuracy:" in printed and "test accuracy (final model):" in printed
     for name in ("config.json", "history.json", "history.csv", "history.png", "results.json"):
         assert (out / name).stat().st_size > 0, name
     assert any((out / "checkpoints").iterdir())
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == "cnn" and config["dataset"] == "mnist1d"
     assert config["parameters"] == 5210 and config["steps"] == 120
+    assert config["validation_split"] == 0.1
     history = jdl.train.History.from_json(out / "history.json")
-    assert history.steps == [40, 80, 120] and "val_accuracy" in history.metrics
+    assert history.steps == [36, 72, 108, 120] and "val_accuracy" in history.metrics
     results = json.loads((out / "results.json").read_text())
-    assert results["test"]["accuracy"] == pytest.approx(history.metrics["val_accuracy"][-1])
+    # The best epoch is chosen on the validation set; the test set is evaluated once, at the
+    # end (4,000 training examples: the last 400 are the validation set, not the test's).
+    assert (results["best_epoch"], results["best_val_accuracy"]) == pytest.approx(
+        history.best("val_accuracy")
+    )
+    assert "best_test_accuracy" not in results
     assert 0.3 < results["test"]["accuracy"] <= 1.0  # 3 epochs: well above chance (0.1)
     assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,step,")
 
@@ -51,7 +58,8 @@ def test_resume_continues_the_run(tmp_path, capsys):
     assert main([*args, "--epochs", "2", "--out", out, "--checkpoint-every", "1"]) == 0
     assert main([*args, "--epochs", "4", "--out", out, "--resume"]) == 0
     history = jdl.train.History.from_json(f"{out}/history.json")
-    assert history.epochs == [1, 2, 3, 4] and history.steps == [4, 8, 12, 16]
+    # 120 training examples, 12 held out for validation: 108 // 30 = 3 steps an epoch.
+    assert history.epochs == [1, 2, 3, 4] and history.steps == [3, 6, 9, 12]
     # A run directory is never silently overwritten.
     assert main([*args, "--epochs", "1", "--out", out]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
@@ -102,12 +110,12 @@ IRIS = ["train", "--dataset", "iris", "--model", "mlp", "--batch-size", "30", "-
 
 def test_resume_with_more_steps_equals_the_uninterrupted_run(tmp_path, capsys):
     out, ref = str(tmp_path / "resumed"), str(tmp_path / "uninterrupted")
-    assert main([*IRIS, "--steps", "6", "--out", out]) == 0  # stops 2 steps into epoch 2
+    assert main([*IRIS, "--steps", "5", "--out", out]) == 0  # stops 2 steps into epoch 2
     assert main([*IRIS, "--steps", "10", "--out", out, "--resume"]) == 0
     assert main([*IRIS, "--steps", "10", "--out", ref]) == 0
     resumed = json.loads((tmp_path / "resumed" / "history.json").read_text())
     full = json.loads((tmp_path / "uninterrupted" / "history.json").read_text())
-    assert resumed["steps"] == full["steps"] == [4, 8, 10]  # not [4, 6, 10]
+    assert resumed["steps"] == full["steps"] == [3, 6, 9, 10]  # not [3, 5, 10]
     assert resumed["metrics"] == full["metrics"]
     results = [json.loads((tmp_path / d / "results.json").read_text()) for d in ("resumed",
                "uninterrupted")]  # fmt: skip
@@ -159,4 +167,4 @@ def test_the_model_summary_is_printed_at_the_start(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "MLP on inputs (1, 40) (inference mode)" in printed
     assert "trainable parameters:" in printed and "FLOPs per forward pass:" in printed
-    assert printed.index("MLP on inputs") < printed.index("test accuracy:")
+    assert printed.index("MLP on inputs") < printed.index("test accuracy (final model):")

@@ -15,5 +15,8 @@ def test_readme_example_runs_and_trains(capsys):
     assert len(blocks[0].strip().splitlines()) <= 16
     exec(compile(blocks[0], str(README), "exec"), {"__name__": "readme"})
     out = capsys.readouterr().out
-    best = float(re.search(r"best test accuracy: ([\d.]+)", out).group(1))
-    assert best > 0.8
+    best = float(
+        re.search(r"best validation accuracy \(epoch, value\): \(\d+, ([\d.]+)\)", out).group(1)
+    )
+    test = float(re.search(r"test: \{'accuracy': ([\d.]+)", out).group(1))
+    assert best > 0.8 and test > 0.8

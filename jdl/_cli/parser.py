@@ -135,6 +135,14 @@ def _train_options(train: Parser) -> None:
     train.add_argument(
         "--batch-size", type=int, default=100, help="global batch size (default: 100)"
     )
+    train.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.1,
+        help="the fraction of the training set held out as the validation set: evaluated "
+        "after every epoch, it is what the best epoch is chosen on; the test set is evaluated "
+        "once, at the end, on the final model (0: no validation; default: 0.1)",
+    )
     _choice(
         train, "--strategy", "strategy", STRATEGIES, None,
         "data parallelism (default: jit on one device, sharded on several)",

@@ -8,7 +8,8 @@
         history.json     per-epoch metrics (jdl.train.History.to_json): written empty when
                          the directory is created, then after every epoch
         history.csv      the same, one row per epoch (at the end)
-        results.json     final test metrics, best test accuracy and its epoch (a number
+        results.json     the final model's test metrics (the test set is evaluated once,
+                         at the end), the best validation accuracy and its epoch (a number
                          that is NaN or infinite is written as null)
         history.png      loss and accuracy curves
         checkpoints/     the TrainState (Orbax), resumable with --resume

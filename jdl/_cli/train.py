@@ -54,16 +54,29 @@ def _settings_error(args: argparse.Namespace) -> str | None:
             return f"--{name.replace('_', '-')} must be a positive integer; got {value}."
     if not (math.isfinite(args.lr) and args.lr > 0):  # NaN and inf too: they train to NaN
         return f"--lr must be a finite positive number; got {args.lr}."
+    if not 0 <= args.validation_split < 1:  # NaN fails this too
+        return f"--validation-split must be in [0, 1); got {args.validation_split}."
     return None
 
 
-def _load_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """The dataset's info and its train and (if it has one) test sources."""
+def _load_data(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
+    """The dataset's info and its train, validation and test sources (``None`` where absent).
+
+    The validation set is the last ``--validation-split`` of the training split (a TFDS
+    split slice), so the test set is only evaluated once, at the end: choosing the best
+    epoch on the test set would be selection on the test set.
+    """
     kwargs = {"data_dir": args.data_dir, "download": args.download}
     train = jdl.data.load(args.dataset, split="train", **kwargs)  # prepares it if asked
     info = jdl.data.dataset_info(args.dataset, data_dir=args.data_dir)
     test = jdl.data.load(args.dataset, split="test", **kwargs) if "test" in info.splits else None
-    return info, train, test
+    held_out = round(len(train) * args.validation_split)
+    validation = None
+    if held_out:
+        kept = len(train) - held_out
+        validation = jdl.data.load(args.dataset, split=f"train[{kept}:]", **kwargs)
+        train = jdl.data.load(args.dataset, split=f"train[:{kept}]", **kwargs)
+    return info, train, validation, test
 
 
 def _directory_error(args: argparse.Namespace, out: Path) -> str | None:
@@ -87,6 +100,11 @@ def _left_before_training(out: Path) -> bool:
     return RunDirectory(out, resume=False).epochs_recorded() in (0, None)
 
 
+def _held_out(validation: Any) -> str:
+    """``", 400 held out for validation"`` (or nothing without a validation set)."""
+    return "" if validation is None else f", {len(validation)} held out for validation"
+
+
 def _config(args: argparse.Namespace, model: Any, loss: str, steps: int | None, total: int):
     return {
         "command": "python -m jdl " + " ".join(args.argv),
@@ -100,6 +118,7 @@ def _config(args: argparse.Namespace, model: Any, loss: str, steps: int | None, 
         "steps": steps,
         "total_steps": total,
         "batch_size": args.batch_size,
+        "validation_split": args.validation_split,
         "strategy": args.strategy,
         "seed": args.seed,
         "loss": loss,
@@ -158,7 +177,7 @@ class TrainCommand:
         if problem := _settings_error(args):
             return _fail(problem)
         try:
-            info, train, test = _load_data(args)
+            info, train, validation, test = _load_data(args)
         except Exception as err:  # unknown/unprepared dataset: the data layer's message says why
             return _fail(str(err))
         if args.batch_size > len(train):
@@ -188,7 +207,8 @@ class TrainCommand:
         self.rundir.create(config)
         length = plural(args.epochs, "epoch") if args.epochs else plural(steps, "step")
         print(
-            f"Training {args.model} on {args.dataset} ({plural(len(train), 'example')}) with "
+            f"Training {args.model} on {args.dataset} ({plural(len(train), 'example')}"
+            f"{_held_out(validation)}) with "
             f"{args.optimizer} lr={args.lr:g}, batch {args.batch_size}, {length}; "
             f"run directory {out}",
             flush=True,
@@ -197,13 +217,13 @@ class TrainCommand:
             print(jdl.nn.summary(model, (1, *info.x_shape)), flush=True)
         self.signals.check("before training")
         epochs_planned = args.epochs or math.ceil(steps / steps_per_epoch)
-        history = self._fit(model, train, test, loss, steps, total, epochs_planned)
+        history = self._fit(model, train, validation, loss, steps, total, epochs_planned)
         if isinstance(history, int):
             return history
         config["parameters"] = jdl.nn.count_params(history.variables["params"])
         return self._finish(history, config, model, test, loss, classification)
 
-    def _fit(self, model, train, test, loss, steps, total, epochs_planned) -> Any:
+    def _fit(self, model, train, validation, loss, steps, total, epochs_planned) -> Any:
         """Run :func:`jdl.fit`; the history, or the exit status of a stopped or refused run."""
         args, rundir = self.args, self.rundir
         optimizer = jdl.train.optimizer(
@@ -220,7 +240,7 @@ class TrainCommand:
         try:
             return jdl.fit(
                 model, train, batch_size=args.batch_size, optimizer=optimizer, loss=loss,
-                epochs=args.epochs, steps=steps, validation=test, callbacks=callbacks,
+                epochs=args.epochs, steps=steps, validation=validation, callbacks=callbacks,
                 strategy=args.strategy, seed=args.seed,
                 verbose=0 if args.quiet else args.verbose, resume=args.resume, debug=args.debug,
             )  # fmt: skip
@@ -255,18 +275,22 @@ class TrainCommand:
         at = f"after training (step {history.steps[-1]})"
         self.signals.check(at)
         results: dict[str, Any] = {"epochs": history.epochs[-1], "steps": history.steps[-1]}
-        if test is not None:
+        if classification and "val_accuracy" in history.metrics:
+            best_epoch, best = history.best("val_accuracy")
+            results.update(best_epoch=best_epoch, best_val_accuracy=best)
+            print(
+                f"validation accuracy: {100 * history.metrics['val_accuracy'][-1]:.2f}% "
+                f"(best {100 * best:.2f}% at epoch {best_epoch})",
+                flush=True,
+            )
+        if test is not None:  # once, on the final model: no selection on the test set
             final = jdl.evaluate(
                 model, history.variables, test, loss=loss, strategy=args.strategy, batch_size=256
             )
             results["test"] = final
             if classification:
-                best_epoch, best = history.best("val_accuracy")
-                results["best_test_accuracy"] = best
-                results["best_epoch"] = best_epoch
                 print(
-                    f"test accuracy: {100 * final['accuracy']:.2f}% "
-                    f"(best {100 * best:.2f}% at epoch {best_epoch}); "
+                    f"test accuracy (final model): {100 * final['accuracy']:.2f}%; "
                     f"test loss {final['loss']:.4f}",
                     flush=True,
                 )

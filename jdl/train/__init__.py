@@ -20,7 +20,6 @@ from jdl.train.checkpoint import (
 from jdl.train.debug import NonFiniteError
 from jdl.train.ema import averaged_params, ema_params
 from jdl.train.evaluation import evaluate
-from jdl.train.prediction import predict
 from jdl.train.history import History, metric_mode
 from jdl.train.loop import fit
 from jdl.train.optim import (
@@ -32,6 +31,7 @@ from jdl.train.optim import (
     optimizer,
 )
 from jdl.train.parallel import STRATEGIES, ParallelStep, data_mesh, default_strategy, parallelize
+from jdl.train.prediction import predict
 from jdl.train.results import SweepResult
 from jdl.train.resume import ResumeMismatchError
 from jdl.train.runner import default_metrics
