@@ -23,6 +23,7 @@ All three give the same parameters, to float tolerance, after the same global ba
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -221,6 +222,32 @@ def _strategy(name: str, mesh: jax.sharding.Mesh | None) -> _Jit:
     return _Pmap() if name == "pmap" else _Jit()
 
 
+#: The compiled steps of earlier :func:`parallelize` calls, by what they compile (the step,
+#: strategy, mesh, donation): a second ``fit`` or ``evaluate`` with the same loss, metrics
+#: and settings reuses the jitted function, and so its compilations for the same shapes.
+_COMPILED: collections.OrderedDict[Any, Callable[..., Any]] = collections.OrderedDict()
+_COMPILED_MAX = 64
+
+
+def _step_key(step: Any) -> Any:
+    """What identifies a step: the function, or a ``functools.partial``'s function and
+    arguments (recursively); it must be hashable."""
+    if isinstance(step, functools.partial):
+        keywords = tuple(sorted((k, _step_key(v)) for k, v in step.keywords.items()))
+        return ("partial", _step_key(step.func), tuple(map(_step_key, step.args)), keywords)
+    return step
+
+
+def _cache_key(step: Any, strategy: str, mesh: Any, donate: tuple, updates: bool) -> Any:
+    """The :data:`_COMPILED` key of a step, or ``None`` where a part is not hashable."""
+    key = (_step_key(step), strategy, mesh, donate, updates)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 class ParallelStep:
     """A compiled data-parallel step; create it with :func:`parallelize`.
 
@@ -250,9 +277,19 @@ class ParallelStep:
         self.strategy = strategy
         self.mesh = self._strategy.mesh
         self.updates_state = updates_state
-        fn = step if updates_state else (lambda state, batch, **kw: step(state, batch, **kw)[1])
         donate_argnums = (0,) if (donate and updates_state) else ()
-        self.compiled = self._strategy.compile(fn, donate_argnums, updates_state)
+        key = _cache_key(step, strategy, self.mesh, donate_argnums, updates_state)
+        compiled = _COMPILED.get(key) if key is not None else None
+        if compiled is None:
+            fn = step if updates_state else (lambda state, batch, **kw: step(state, batch, **kw)[1])
+            compiled = self._strategy.compile(fn, donate_argnums, updates_state)
+            if key is not None:
+                _COMPILED[key] = compiled
+                while len(_COMPILED) > _COMPILED_MAX:
+                    _COMPILED.popitem(last=False)
+        else:
+            _COMPILED.move_to_end(key)
+        self.compiled = compiled
 
     def put_state(self, state: Any) -> Any:
         """Place a plain state as this strategy expects (replicated for pmap/sharded)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -65,7 +66,7 @@ class TrainState:
 
     @property
     def variables(self) -> dict[str, PyTree]:
-        """The model variables: ``{"params": ...}`` plus ``"batch_stats"`` where present."""
+        """The model variables, ``{"params": ...}`` plus ``"batch_stats"`` where present."""
         out = {"params": self.params}
         if self.batch_stats:
             out["batch_stats"] = self.batch_stats
@@ -180,10 +181,33 @@ def create_state(
     _check_optimizer(optimizer)
     init_key, dropout_key, _ = _keys(seed)
     x = jnp.asarray(model_input(sample_batch))
-    variables = jax.jit(lambda k, d: model.init({"params": k, "dropout": d}, x, train=False))(
-        init_key, dropout_key
-    )
+    if _hashable(model):  # one compilation per (model, input shape), reused by every call
+        variables = _compiled_init(model, init_key, dropout_key, x)
+    else:  # a module with an unhashable field (a list): compiled for this call only
+        variables = jax.jit(functools.partial(_init, model))(init_key, dropout_key, x)
     return state_from_variables(model, optimizer, variables, seed, copy=False)
+
+
+def _init(model: nn.Module, init_key: jax.Array, dropout_key: jax.Array, x: jax.Array) -> Any:
+    return model.init({"params": init_key, "dropout": dropout_key}, x, train=False)
+
+
+#: ``model.init`` compiled once per model and input shape (the model is a static argument:
+#: flax modules are frozen dataclasses, equal when their fields are).
+_compiled_init = jax.jit(_init, static_argnums=0)
+
+
+#: The optimiser of a state that is only evaluated: one object, so that the states
+#: ``evaluate`` builds have the same static fields and reuse its compiled step.
+_NO_OPTIMIZER = optax.identity()
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def state_from_variables(
@@ -231,7 +255,7 @@ def state_from_variables(
         (0, (8, 2))
     """
     variables = _as_variables(variables)
-    tx = optax.identity() if optimizer is None else optimizer
+    tx = _NO_OPTIMIZER if optimizer is None else optimizer
     _check_optimizer(tx)
     params, batch_stats = variables["params"], variables.get("batch_stats", {})
     if copy:

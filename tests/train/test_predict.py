@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 from conftest import TinyMLP, blobs
@@ -47,20 +48,15 @@ def test_a_list_of_example_dicts_is_a_source(trained):
 
 def test_one_compilation_for_every_batch(trained):
     model, history, source = trained
-    step_cache = []
-    original = jdl.train.prediction.parallelize
-
-    def spy(*args, **kwargs):
-        step = original(*args, **kwargs)
-        step_cache.append(step)
-        return step
-
-    jdl.train.prediction.parallelize = spy
-    try:
-        predict(model, history.variables, source.x, batch_size=8)  # 5 batches, last padded
-    finally:
-        jdl.train.prediction.parallelize = original
-    assert step_cache[0].compiled._cache_size() == 1
+    names = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, secs, **kw: names.append(name) if "backend_compile" in name else None
+    )
+    predict(model, history.variables, source.x, batch_size=7)  # 6 batches, the last padded
+    first = names.count("/jax/core/compile/backend_compile_duration")
+    predict(model, history.variables, source.x[:30], batch_size=7)  # 5 batches: same shape
+    assert first >= 1
+    assert names.count("/jax/core/compile/backend_compile_duration") == first
 
 
 @pytest.mark.parametrize(
