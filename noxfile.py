@@ -166,8 +166,10 @@ def docs(session: nox.Session) -> None:
     """Build the HTML docs from scratch and check them in headless Chromium.
 
     Warnings are errors (``-W``), every tutorial in examples/ is executed (an error in any
-    fails the build), then docs/check_html.py checks every internal link and image and
-    opens pages in Chromium. The site is in docs/_build/html. Intersphinx inventories are
+    fails the build), then docs/check_html.py checks every internal link and image, that
+    every number in a tutorial's prose appears in its output (or in
+    docs/prose_numbers.toml, with a reason), and opens pages in Chromium. The site is in
+    docs/_build/html. Intersphinx inventories are
     fetched into a cache first; offline, links to those projects are left out (see
     docs/intersphinx_inventories.py). ``JDL_DOCS_FULL=1`` builds full-size tutorials.
     Extra arguments go to sphinx-build, e.g. ``nox -s docs -- -j 2``.

@@ -4,7 +4,7 @@ Training an MLP on digits with plain JAX and Optax
 
 This tutorial trains a small multi-layer perceptron on the bundled ``"digits"``
 dataset (1,797 handwritten 8x8 digits from scikit-learn, 1,437 for training and 360
-for testing) and reaches about 97 % test accuracy in a few seconds on a laptop CPU.
+for testing) and reaches over 95 % test accuracy in a few seconds on a laptop CPU.
 
 It uses only three pieces of jdl — a model (:class:`jdl.nn.MLP`), a dataset
 (:func:`jdl.data.load`) and a batch iterator (:func:`jdl.data.batches`) — and writes
@@ -92,7 +92,9 @@ elapsed = time.perf_counter() - start
 test = jdl.data.as_arrays(test_source)
 test_accuracy = float(accuracy(params, test["x"], test["y"]))
 print(f"trained {epochs} epochs in {elapsed:.1f} s; final training loss {losses_per_epoch[-1]:.4f}")
-print(f"test accuracy: {test_accuracy:.2%}")
+ACCURACY_ABOVE = 0.95  # what the text promises
+print(f"test accuracy: {test_accuracy:.2%} (checked: above {ACCURACY_ABOVE:.0%})")
+assert test_accuracy > ACCURACY_ABOVE, test_accuracy
 
 # %%
 # Loss curve
@@ -109,4 +111,4 @@ fig.tight_layout()
 # A training loop in JAX is a pure function ``(params, opt_state, batch) -> (params,
 # opt_state, loss)`` compiled once with ``jax.jit``. jdl supplies the model, the data and
 # the loss; everything else is plain JAX and Optax, and a two-hidden-layer MLP already
-# classifies about 97 % of the held-out digits correctly.
+# classifies over 95 % of the held-out digits correctly.

@@ -156,7 +156,7 @@ for k, layer in enumerate(("Dense_0", "Dense_1", "head")):
 lim = np.max(np.abs(ax_s.get_xlim()))
 ax_s.plot([-lim, lim], [-lim, lim], "k:", lw=1, label="y = x")
 ax_s.set(xlabel="jax.grad", ylabel="by hand", title="Each gradient entry")
-ax_s.legend(fontsize=8)
+ax_s.legend(fontsize=9)
 positions = np.arange(3)
 ax_b.bar(positions - 0.2, norms_hand, width=0.4, label="by hand")
 ax_b.bar(positions + 0.2, norms_auto, width=0.4, label="jax.grad")
@@ -166,7 +166,7 @@ ax_b.set(
     ylabel="gradient norm",
     title="Gradient norm per layer",
 )
-ax_b.legend(fontsize=8)
+ax_b.legend(fontsize=9)
 fig.tight_layout()
 
 # %%

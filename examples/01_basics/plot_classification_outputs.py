@@ -133,7 +133,8 @@ print(
 assert history.metrics["val_accuracy"][-1] > 0.85, history.metrics["val_accuracy"][-1]
 
 probs = jax.nn.softmax(model.apply(history.variables, test["x"][:4], train=False))
-fig, axes = plt.subplots(2, 4, figsize=(10, 4.2), gridspec_kw={"height_ratios": [1.2, 1]})
+# sphinx_gallery_thumbnail_number = 2
+fig, axes = plt.subplots(2, 4, figsize=(9, 4.4), gridspec_kw={"height_ratios": [1.2, 1]})
 for i in range(4):
     axes[0, i].imshow(test["x"][i, :, :, 0], cmap="gray_r")
     axes[0, i].set(title=f"label {test['y'][i]}", xticks=[], yticks=[])
@@ -141,11 +142,9 @@ for i in range(4):
         range(10),
         probs[i],
         color=["C3" if c == test["y"][i] else "C0" for c in range(10)],
-        label="softmax output",
     )
     axes[1, i].set(xticks=range(10), xlabel="class", ylim=(0, 1))
-    axes[1, i].legend(fontsize=7)
-axes[1, 0].set_ylabel("probability")
+axes[1, 0].set_ylabel("softmax probability")
 fig.suptitle("Softmax outputs of the trained digit classifier (true class in red)")
 fig.tight_layout()
 

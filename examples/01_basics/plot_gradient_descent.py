@@ -179,7 +179,7 @@ n_train = len(train["x"])
 b = np.array(sizes)
 ax_n.loglog(b, noise[0] / b * (n_train - b) / (n_train - 1), "k:", label="∝ (N − B) / (B (N − 1))")
 ax_n.set(xlabel="mini-batch size B", ylabel="E ||g_B − g||²", title="Gradient noise falls like 1/B")
-ax_n.legend(fontsize=8)
+ax_n.legend(fontsize=9)
 for size, h in batch_runs.items():
     ax_l.plot(
         h.epochs, h.metrics["loss"], lw=2, label=f"B = {size} ({120 // size} steps per epoch)"
@@ -190,7 +190,7 @@ ax_l.set(
     yscale="log",
     title="SGD, lr 1e-2: smaller batches, more steps",
 )
-ax_l.legend(fontsize=8)
+ax_l.legend(fontsize=9)
 fig.tight_layout()
 expected = noise[0] / b * (n_train - b) / (n_train - 1)
 print("gradient noise, measured / (N - B) / (B (N - 1)):", np.round(noise / expected, 2))

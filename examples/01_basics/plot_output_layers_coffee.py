@@ -118,6 +118,7 @@ hidden = jax.nn.sigmoid(
     to_input(hours_grid) @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
 )
 
+# sphinx_gallery_thumbnail_number = 3
 fig, ax = plt.subplots(figsize=(6.5, 3))
 ax.plot(hours_grid, height * hidden[:, 0], "--", label="unit 1: step up at 07:00")
 ax.plot(hours_grid, -height * hidden[:, 1], "--", label="unit 2: step down at 09:00")
@@ -164,14 +165,14 @@ print(f"bumps per width: {dict(zip(widths, bumps, strict=True))}; true curve: {c
 assert np.all(np.array(test_mses[1:]) < np.array(test_mses[:-1]) / 1.5), test_mses
 assert bumps[:2] == [0, 1] and bumps[2] <= 2 and bumps[3] == 4, bumps
 assert test_mses[-1] < 2 * 0.03**2, test_mses
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.3), sharey=True)
+fig, axes = plt.subplots(1, 4, figsize=(10, 3.3), sharey=True)
 for ax, n in zip(axes, widths, strict=True):
     prediction, mse = fits[n]
     ax.scatter(24 * train["x"][:, 0], train["y"][:, 0], s=3, color="0.7", label="data")
     ax.plot(hours_grid, prediction, "C3", lw=2, label="network")
     ax.set_title(f"{n} hidden unit{'s' * (n > 1)}\ntest MSE {mse:.4f}", fontsize=10)
     ax.set_xlabel("hour")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=9, loc="upper right")
 axes[0].set_ylabel("demand")
 fig.suptitle("Sigmoid units: more units, more bumps")
 fig.tight_layout()

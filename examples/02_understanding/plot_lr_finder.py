@@ -51,11 +51,12 @@ print(f"ln 3 = {math.log(3):.4f}")
 # Too large: the loss froze at ln 3; too small: it did not move.
 assert abs(runs[2.0].metrics["loss"][-1] - math.log(3)) < 1e-3
 assert abs(runs[1e-8].metrics["loss"][-1] / runs[1e-8].metrics["loss"][0] - 1) < 1e-3
-fig, ax = plt.subplots(figsize=(6, 4))
+fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
 for lr, history in runs.items():
     ax.plot(history.steps, history.metrics["loss"], label=f"lr = {lr:g}")
+ax.set_yscale("log")  # lr 2 spikes to ~100 first; a linear axis hides lr 1e-2 vs 1e-8
 ax.set_xlabel("step")
-ax.set_ylabel("training loss")
+ax.set_ylabel("training loss (log scale)")
 ax.set_title("Iris, raw features, full-batch SGD")
 ax.legend()
 plt.show()
@@ -72,11 +73,12 @@ assert "dead" in str(flow)
 # 100 steps, learning rate growing exponentially from 1e-7 to 10, stop once the
 # EMA-smoothed loss passes 4x its minimum. The EMA lags ~49 steps behind the loss, so the
 # suggestion reads a lag-free centred average (the "trend"): the *edge* is the lowest trend
-# before the loss first rises 1.5x above its best so far (here: the spike near lr 0.2,
-# before the collapse onto ln 3), and the suggestion is a tenth of it. ``res.outcome``
+# before the loss first rises 1.5x above its best so far (here: the spike just before the
+# collapse onto ln 3; ``res`` prints where), and the suggestion is a tenth of it. ``res.outcome``
 # says what the curve showed; a range with no edge ("falling", "flat") warns.
 res = jdl.analysis.lr_find(model, train, "cross_entropy", optimizer="sgd")
 print(res)
+# sphinx_gallery_thumbnail_number = 2
 res.plot()
 plt.show()
 
@@ -116,9 +118,11 @@ best = int(np.argmax(grid_acc))
 print(f"sweep's best: lr {grid[best]:.3g}, test accuracy {grid_acc[best]:.1%}")
 # The suggestion trains within 3 points of the grid's best; the rates from 1 up kill the
 # ReLUs and end at chance.
-assert acc >= grid_acc[best] - 0.03, (acc, grid[best], grid_acc[best])
+WITHIN = 0.03
+print(f"checked: the suggestion's test accuracy is within {100 * WITHIN:.0f} points of it")
+assert acc >= grid_acc[best] - WITHIN, (acc, grid[best], grid_acc[best])
 assert all(a < 0.5 for lr, a in zip(grid, grid_acc, strict=True) if lr >= 1)
-fig, ax = plt.subplots(figsize=(6, 4))
+fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
 ax.semilogx(grid, grid_acc, marker="o", label="sweep (2000 steps each)")
 ax.axvline(res.suggestion, color="tab:green", ls="--", label=f"suggestion {res.suggestion:.2g}")
 ax.axvline(res.lr_min, color="tab:red", ls=":", label=f"edge {res.lr_min:.2g}")

@@ -31,7 +31,8 @@ assert good.passed and good.initial_loss_ok and good.accuracy == 1.0, good
 # A sigmoid output fed to cross-entropy
 # -------------------------------------
 # ``cross_entropy`` expects logits. Squashed into (0, 1) they can never make the softmax
-# confident, so the loss cannot go below ~1.5.
+# confident, so the loss cannot go below :math:`\ln(1 + 9/e) \approx 1.46` (the correct
+# logit at 1, the nine others at 0).
 bad = jdl.analysis.overfit_check(
     jdl.nn.MLP(widths=(32,), num_outputs=10, output_activation="sigmoid"), few
 )

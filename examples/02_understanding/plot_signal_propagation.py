@@ -35,17 +35,16 @@ print(bn_stack)
 # %%
 # The plot
 # --------
-fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-bn_stack.plot(axes=axes, label="BN-ReLU residual")
-raw_stack.plot(axes=axes, label="ReLU residual, no normalisation")
-fig.suptitle("Signal propagation through 16 residual blocks")
+fig = bn_stack.plot(label="BN-ReLU residual", title="Signal propagation through 16 residual blocks")
+raw_stack.plot(axes=fig.axes, label="ReLU residual, no normalisation")
 plt.show()
 
 # %%
 # With BatchNorm each branch outputs ``relu`` of a unit Gaussian: variance
 # ``1/2 - 1/(2 pi) = 0.34``, whatever the depth, so the stream's variance grows by a
-# bounded amount per block -- about linearly (the increments creep up from 0.34 to about
-# 1 here, because each branch is a little correlated with the stream it is added to).
+# bounded amount per block -- about linearly (the increments, printed below, creep up from
+# about that value to about 1 here, because each branch is a little correlated with the
+# stream it is added to).
 # Without normalisation the branch scales with its input, and the variance more than
 # doubles at every block.
 print("BN residual variance by block:", bn_stack.residual_variance.round(2))

@@ -11,7 +11,9 @@ too-large initialisation does, and reproduces He et al. (2015): a 30-layer ReLU 
 does not train under Glorot's init but does under He's.
 
 All at full size (width 256 and 600 SGD steps for the 30-layer experiment; about two
-minutes on a 2-core CPU). Measured: Glorot 10.2 % training accuracy, He 99.8 %.
+minutes on a 2-core CPU). Under Glorot's init the 30-layer network stays near chance; under
+He's it fits its training set (the accuracies are printed below, with the bounds the
+script checks).
 """
 
 # %%
@@ -48,8 +50,7 @@ assert norms[0] / norms[-1] < 1e-10 and plain.layers[0].verdict == "vanishing", 
 # The gradient reaching layer 1 is below ``1e-10`` of the last layer's (it underflows to
 # 0 in float32): each layer multiplies it by about ``0.25 x 0.58``. The report calls the
 # early layers "vanishing".
-fig = plain.plot()
-fig.suptitle("100-layer sigmoid MLP, standard init")
+plain.plot(title="100-layer sigmoid MLP, standard init")
 plt.show()
 
 # %%
@@ -88,8 +89,7 @@ assert all(r.verdict == "healthy" for r in pre.layers), pre.summary()
 first_last = [hidden[0].grad_norm / hidden[-1].grad_norm]
 first_last.append(hidden[0].activation_grad_rms / hidden[-1].activation_grad_rms)
 assert all(0.1 < ratio < 10 for ratio in first_last), first_last  # (plain: below 1e-10)
-fig = pre.plot()
-fig.suptitle("100-layer sigmoid MLP, pre-activation residual")
+pre.plot(title="100-layer sigmoid MLP, pre-activation residual")
 plt.show()
 
 # %%
@@ -146,7 +146,7 @@ for init in ("glorot", "he"):
     print("        at init:", flow.summary().splitlines()[-1])
     vanishing[init] = [r.name for r in flow.layers if r.verdict == "vanishing"]
 
-fig, ax = plt.subplots(figsize=(6, 4))
+fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
 for init, run in results.items():
     ax.plot(run.losses, label=f"{init} init")
 ax.set_xlabel("step")
@@ -155,7 +155,12 @@ ax.set_title(f"30-layer ReLU MLP (width {width}) on digits, SGD + momentum")
 ax.legend()
 plt.show()
 accuracy = {init: run.metrics["accuracy"] for init, run in results.items()}
-assert accuracy["glorot"] < 0.2 and accuracy["he"] > 0.9, accuracy  # chance is 10 %
+GLOROT_BELOW, HE_ABOVE = 0.2, 0.9  # chance is 10 %
+print(
+    f"checked: Glorot {accuracy['glorot']:.1%} below {GLOROT_BELOW:.0%}, "
+    f"He {accuracy['he']:.1%} above {HE_ABOVE:.0%}"
+)
+assert accuracy["glorot"] < GLOROT_BELOW and accuracy["he"] > HE_ABOVE, accuracy
 assert len(vanishing["glorot"]) >= 5 and not vanishing["he"], vanishing
 
 # %%

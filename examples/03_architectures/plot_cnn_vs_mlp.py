@@ -48,7 +48,7 @@ datasets = {
 }
 print("train", train["x"].shape, "test", test["x"].shape, "; permutation[:10] =", permutation[:10])
 
-fig, axes = plt.subplots(2, 4, figsize=(11, 4), sharex=True, sharey=True)
+fig, axes = plt.subplots(2, 4, figsize=(10, 4.2), sharex=True, sharey=True)
 for col in range(4):
     for row, name in enumerate(datasets):
         x = datasets[name][0].x[col]
@@ -57,8 +57,8 @@ for col in range(4):
     axes[1, col].set_xlabel("position")
 axes[0, 0].set_ylabel("value")
 axes[1, 0].set_ylabel("value")
-axes[0, 0].legend(loc="lower left", fontsize=8)
-axes[1, 0].legend(loc="lower left", fontsize=8)
+axes[0, 0].legend(loc="lower left", fontsize=9)
+axes[1, 0].legend(loc="lower left", fontsize=9)
 fig.suptitle("MNIST-1D signals before and after a fixed shuffle of the 40 positions")
 fig.tight_layout()
 
@@ -136,6 +136,7 @@ print(
 )
 
 # %%
+# sphinx_gallery_thumbnail_number = 2
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
 for ax, data_name in zip(axes, datasets, strict=True):
     for i, model_name in enumerate(models):

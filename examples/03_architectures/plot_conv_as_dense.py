@@ -144,7 +144,7 @@ np.testing.assert_allclose(
 # The figure shows a digit, the four feature maps computed both ways (top: ``Conv_0`` of
 # the CNN, bottom: patches times the kernel matrix — identical), and the equivalent dense
 # matrix for the first filter: a banded, Toeplitz-like pattern.
-fig = plt.figure(figsize=(10, 5.2))
+fig = plt.figure(figsize=(10, 5.2), layout="constrained")
 grid = fig.add_gridspec(2, 6, width_ratios=[1, 1, 1, 1, 1, 2.4])
 ax = fig.add_subplot(grid[:, 0])
 ax.imshow(x[0, :, :, 0], cmap="gray_r")
@@ -155,7 +155,7 @@ for f in range(4):
     for row, (maps, name) in enumerate([(conv_out, "Conv_0"), (dense_out, "patches @ W")]):
         ax = fig.add_subplot(grid[row, f + 1])
         ax.imshow(maps[0, :, :, f], cmap="RdBu_r")
-        ax.set_title(f"{name}\nfilter {f}", fontsize=8)
+        ax.set_title(f"{name}\nfilter {f}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
 ax = fig.add_subplot(grid[:, 5])
@@ -163,13 +163,13 @@ block = matrix[:, 0::4]  # the columns that produce filter 0's outputs: (64, 64)
 lim = np.abs(block).max()
 image = ax.imshow(block, cmap="RdBu_r", vmin=-lim, vmax=lim)
 ax.set(
-    title="conv as a dense matrix (filter 0)\nwhite = 0: each output sees 9 inputs",
+    title="conv as a dense matrix (filter 0)\nwhite = 0: 9 inputs per output",
     xlabel="output pixel (row-major)",
     ylabel="input pixel (row-major)",
 )
+ax.title.set_fontsize(10)
 fig.colorbar(image, ax=ax, label="weight", shrink=0.8)
 fig.suptitle("A 3x3 convolution = one 9-input dense layer applied to every patch")
-fig.tight_layout()
 
 # %%
 # Takeaway

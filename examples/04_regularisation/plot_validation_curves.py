@@ -112,7 +112,7 @@ print(
 # %%
 # The curves
 # ----------
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
 for history, name, color in ((plain, "no regularisation", "C0"), (dropped, "dropout 0.5", "C1")):
     axes[0].plot(
         history.epochs, history.metrics["loss"], color=color, ls="--", label=f"{name}: train"
@@ -130,8 +130,8 @@ axes[0].set(
     yscale="log", ylabel="cross-entropy", title="Training vs validation loss (400 examples)"
 )
 axes[1].set(ylabel="validation accuracy", title="Validation accuracy")
-axes[0].legend(fontsize=8)
-axes[1].legend(fontsize=8, loc="lower right")
+axes[0].legend(fontsize=9)
+axes[1].legend(fontsize=9, loc="lower right")
 fig.tight_layout()
 
 # %%

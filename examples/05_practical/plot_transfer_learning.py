@@ -11,9 +11,11 @@ new head trains), then with everything unfrozen at a small learning rate.
 
 The same few examples train two baselines: the same CNN **from scratch**, and a **linear
 probe on random features** (a frozen, randomly initialised backbone with a trained head).
-Pretrained features win clearly (by roughly 10 points or more over scratch; Greydanus 2020
-reports ≈ 68 % fine-tuned vs ≈ 54 % from scratch for this split), because digits 0-4 and 5-9
-share their low-level structure: strokes, bumps and slopes at various positions.
+Pretrained features win clearly (both fine-tuned models beat scratch by more than 5 points,
+the better one by more than 9: the script prints the gains and checks these bounds;
+Greydanus 2020 reports ≈ 68 % fine-tuned vs ≈ 54 % from scratch for this split), because
+digits 0-4 and 5-9 share their low-level structure: strokes, bumps and slopes at various
+positions.
 
 The same functions load torchvision, timm and Keras ImageNet weights
 (:func:`jdl.pretrained.from_torchvision`, :func:`jdl.pretrained.from_keras`,
@@ -179,10 +181,15 @@ print(
     f"{time.perf_counter() - start:.0f} s in all"
 )
 # The claims of the introduction and the takeaway, checked: both fine-tuned models beat
-# scratch clearly, the better one by about 10 points or more, and a head on pretrained
+# scratch clearly, the better one by more than 9 points, and a head on pretrained
 # features beats a head on random features by far more.
-assert min(acc_finetuned, acc_direct) > acc_scratch + 0.05, (acc_finetuned, acc_direct, acc_scratch)
-assert max(acc_finetuned, acc_direct) > acc_scratch + 0.09, (acc_finetuned, acc_direct, acc_scratch)
+BOTH_ABOVE, BEST_ABOVE = 0.05, 0.09  # gains over scratch (5 and 9 points)
+print(
+    f"checked: both gains above {100 * BOTH_ABOVE:.0f} points, "
+    f"the larger above {100 * BEST_ABOVE:.0f} points"
+)
+gains = (acc_finetuned - acc_scratch, acc_direct - acc_scratch)
+assert min(gains) > BOTH_ABOVE and max(gains) > BEST_ABOVE, (gains, acc_scratch)
 assert acc_frozen > acc_random_probe + 0.1, (acc_frozen, acc_random_probe)
 
 # %%

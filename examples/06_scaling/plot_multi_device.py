@@ -121,17 +121,20 @@ report = json.loads(next(line for line in lines if line.startswith("RESULTS "))[
 #   axis.
 # * Every strategy sees the same global batches in the same order (the order depends only
 #   on the seed and the epoch), so the three runs are the same computation, summed in a
-#   different order: their parameters agree to about 1e-6.
-# * We train with SGD + momentum here. With Adam the losses still agree to 1e-7, but the
+#   different order: their parameters agree up to float32 rounding (the differences are
+#   printed above; the check below requires less than 1e-4).
+# * We train with SGD + momentum here. With Adam the losses still agree closely, but the
 #   biases of the Dense layers that feed a BatchNorm drift apart by up to the learning rate:
 #   BatchNorm subtracts the mean, so those biases have no effect and their true gradient is
-#   exactly zero. What each strategy computes instead is rounding noise (~1e-9), and Adam
+#   exactly zero. What each strategy computes instead is rounding noise, and Adam
 #   divides every gradient by its own running magnitude, turning that noise into full-size
 #   steps. Those biases change nothing in the outputs — but they are a reason to drop the
 #   bias before a BatchNorm, and to compare runs on outputs, not raw parameters.
 # * Simulated devices share this machine's two CPU cores, so here more devices are
 #   *slower*; on real accelerators each device brings its own compute.
-assert all(r["max_diff"] < 1e-4 for r in report.values()), report
+MAX_DIFF = 1e-4
+print(f"checked: every strategy's parameters within {MAX_DIFF:.0e} of the others")
+assert all(r["max_diff"] < MAX_DIFF for r in report.values()), report
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
 for i, (strategy, r) in enumerate(report.items()):
@@ -144,7 +147,7 @@ for i, (strategy, r) in enumerate(report.items()):
 axes[0].set(
     xlabel="epoch", ylabel="cross-entropy", title="Same curves for every strategy", xticks=epochs
 )
-axes[0].legend(fontsize=8)
+axes[0].legend(fontsize=9)
 names = list(report)
 axes[1].bar(names, [max(r["max_diff"], 1e-12) for r in report.values()], color=["C0", "C1", "C2"])
 axes[1].set(

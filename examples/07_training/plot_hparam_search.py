@@ -68,7 +68,7 @@ fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
 image = ax1.imshow(100 * accuracy, cmap="viridis", vmin=50, vmax=100)
 ax1.set(xticks=range(3), xticklabels=["0", "1e-3", "1e-2"], xlabel="weight decay",
         yticks=range(3), yticklabels=["0", "0.5", "0.9"], ylabel="momentum",
-        title="Test accuracy (%) after 8 epochs")  # fmt: skip
+        title="Test accuracy (%)")  # fmt: skip
 for (i, j), value in np.ndenumerate(100 * accuracy):
     ax1.text(j, i, f"{value:.1f}", ha="center", va="center", color="w")
 fig.colorbar(image, ax=ax1)

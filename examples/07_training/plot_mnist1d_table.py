@@ -16,14 +16,41 @@ steps and one seed, which already shows the ordering. Run the paper's full setup
 ``JDL_DOCS_FULL=1 python examples/07_training/plot_mnist1d_table.py`` (or choose with the
 ``JDL_MNIST1D_STEPS`` and ``JDL_MNIST1D_SEEDS`` environment variables).
 
-Recorded full run (jdl 0.1.0.dev0, JAX 0.10.2, 2-core Intel Xeon CPU, 2026-11-22;
-test accuracy every 250 steps, best value, mean of seeds 0, 1, 2)::
+.. list-table:: Recorded full run (jdl 0.1.0.dev0, JAX 0.10.2, 2-core Intel Xeon CPU,
+   2026-11-22; test accuracy every 250 steps, best value, mean of seeds 0, 1, 2)
+   :header-rows: 1
+   :class: jdl-numbers
 
-    model      params  paper %   jdl %                 seeds %    accept
-    logistic      410       32    33.2          33.6 33.0 33.1       yes
-    mlp        15,210       68    67.6          67.9 68.2 66.8       yes
-    cnn         5,210       94    94.1          95.4 93.3 93.7       yes
-    gru         5,110       91    90.1          92.1 88.7 89.5       yes
+   * - model
+     - params
+     - paper %
+     - jdl %
+     - seeds %
+     - accept
+   * - logistic
+     - 410
+     - 32
+     - 33.2
+     - 33.6, 33.0, 33.1
+     - yes
+   * - mlp
+     - 15,210
+     - 68
+     - 67.6
+     - 67.9, 68.2, 66.8
+     - yes
+   * - cnn
+     - 5,210
+     - 94
+     - 94.1
+     - 95.4, 93.3, 93.7
+     - yes
+   * - gru
+     - 5,110
+     - 91
+     - 90.1
+     - 92.1, 88.7, 89.5
+     - yes
 """
 
 # %%
@@ -164,10 +191,11 @@ if __name__ == "__main__":
 # Learning curves
 # ---------------
 # Test accuracy every 250 steps for the first seed of each model. The MLP memorises:
-# after 1,000 steps its training accuracy is near 95 % against two thirds on the test
-# set, and on the full schedule its test accuracy peaks early and slides, which is why
-# the paper reports the best value (on the shortened default schedule it is still
-# creeping up). The CNN's locality and weight sharing give it a large, lasting lead.
+# after 1,000 steps its training accuracy is far above its test accuracy (more than 15
+# points: checked at the end), and on the full schedule its test accuracy peaks early and
+# slides, which is why the paper reports the best value (on the shortened default
+# schedule it is still creeping up). The CNN's locality and weight sharing give it a
+# large, lasting lead.
 if __name__ == "__main__":
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, r in results.items():
@@ -190,16 +218,22 @@ if __name__ == "__main__":
 # With the same data, optimiser and budget, the model's structure decides the result:
 # a linear model cannot go far past a third of the digits, an MLP memorises the training
 # set (and overfits), while a CNN — a few thousand parameters that look for the same
-# local patterns everywhere — and a GRU that reads the sequence in order reach about
-# 90 % and more. ``jdl.fit`` reproduces the paper's table with jdl's models in a few
+# local patterns everywhere — and a GRU that reads the sequence in order reach more
+# than 85 %. ``jdl.fit`` reproduces the paper's table with jdl's models in a few
 # minutes of CPU time. The checks below hold on the default schedule (1,000 steps, one
 # seed) and, for the full one, also the paper's acceptance ranges of the table above.
 if __name__ == "__main__" and STEPS >= 1000:
     acc = {name: r["mean"] for name, r in results.items()}
     mlp_train = 100 * float(results["mlp"]["record"].history.metrics["accuracy"][-1])
-    assert acc["logistic"] < 40.0, acc  # not far past a third
+    LOGISTIC_BELOW, CONV_RNN_ABOVE, GAP = 40.0, 85.0, 15.0  # % and points
+    print(
+        f"checked: logistic below {LOGISTIC_BELOW:.0f} %, MLP training accuracy "
+        f"{mlp_train:.1f} % more than {GAP:.0f} points above its test accuracy, CNN and "
+        f"GRU above {CONV_RNN_ABOVE:.0f} % and {GAP:.0f} points above the MLP"
+    )
+    assert acc["logistic"] < LOGISTIC_BELOW, acc  # not far past a third
     assert acc["mlp"] > acc["logistic"] + 20.0, acc
-    assert mlp_train > acc["mlp"] + 15.0, (mlp_train, acc)  # the MLP memorises
-    assert min(acc["cnn"], acc["gru"]) > max(85.0, acc["mlp"] + 15.0), acc
+    assert mlp_train > acc["mlp"] + GAP, (mlp_train, acc)  # the MLP memorises
+    assert min(acc["cnn"], acc["gru"]) > max(CONV_RNN_ABOVE, acc["mlp"] + GAP), acc
     if STEPS == 6000:
         assert all(ACCEPT[n][0] <= a <= ACCEPT[n][1] for n, a in acc.items()), acc

@@ -61,7 +61,7 @@ ax1.set(xlabel="learning rate", ylabel="cross-entropy", title="Final loss vs lea
 ax1.legend()
 lr_sweep.plot("val_accuracy", ax=ax2)
 ax2.set_yscale("linear")
-ax2.set(ylabel="test accuracy", title="Test accuracy by epoch, one curve per learning rate")
+ax2.set(ylabel="test accuracy", title="Test accuracy by epoch")
 fig.tight_layout()
 # The U: the best test loss is inside the range, well below both ends (the largest rate's
 # may be NaN, hence "not <=").

@@ -65,6 +65,8 @@ class ProbeResult:
     hist: dict[str, tuple[np.ndarray, np.ndarray]]
     activation: str | None
     group_of: dict[str, str]
+    #: the chosen layers of the output group (analysed as they are: logits, not activations)
+    output_layers: tuple[str, ...] = ()
 
 
 def saturation(values: jax.Array, activation: str | None) -> jax.Array:
@@ -206,6 +208,9 @@ def probe(
         hist={k: (np.asarray(v[4]), np.asarray(v[5])) for k, v in st.items() if bins},
         activation=act_name,
         group_of=groups,
+        output_layers=tuple(
+            x.name for x in chosen if last_group is not None and groups.get(x.name) == last_group
+        ),
     )
 
 

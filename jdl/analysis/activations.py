@@ -59,9 +59,16 @@ class LayerActivations:
 class ActivationStats(collections.abc.Mapping):
     """``{layer path: LayerActivations}`` in forward order, printable, with ``.plot()``."""
 
-    def __init__(self, layers: list[LayerActivations], activation: str | None) -> None:
+    def __init__(
+        self,
+        layers: list[LayerActivations],
+        activation: str | None,
+        output_layers: tuple[str, ...] = (),
+    ) -> None:
         self._layers = {layer.name: layer for layer in layers}
         self.activation = activation
+        #: the layers of the output group (their statistics are of the logits)
+        self.output_layers = tuple(output_layers)
 
     def __getitem__(self, name: str) -> LayerActivations:
         return self._layers[name]
@@ -83,19 +90,27 @@ class ActivationStats(collections.abc.Mapping):
 
     __repr__ = __str__
 
-    def plot(self, *, ax: Axes | None = None, max_layers: int = 8) -> Figure:
-        """Histograms of the activations of up to ``max_layers`` layers (evenly spaced).
+    def plot(
+        self, *, ax: Axes | None = None, max_layers: int = 8, title: str | None = None
+    ) -> Figure:
+        """Histograms of the hidden layers' activations, one row per layer, input at the top.
+
+        Each row is one layer's histogram scaled to its own peak (the layers' spreads differ
+        by orders of magnitude, so a shared y-axis would flatten all but one). The output
+        layer is left out: its values are logits, on another scale than the activations.
 
         Args:
           ax: draw into these axes (default: a new figure).
-          max_layers: at most this many layers' histograms.
+          max_layers: at most this many layers' histograms (evenly spaced by depth).
+          title: the axes' title (default: ``"<activation> activations of the hidden
+            layers"``).
 
         Returns:
           The matplotlib ``Figure`` (as every jdl ``plot()``; its axes: ``fig.axes``).
         """
         from jdl.analysis.plots import _plot_activation_histograms
 
-        return _plot_activation_histograms(self, ax=ax, max_layers=max_layers).figure
+        return _plot_activation_histograms(self, ax=ax, max_layers=max_layers, title=title).figure
 
 
 def activation_stats(
@@ -164,4 +179,4 @@ def activation_stats(
                 edges=edges,
             )
         )
-    return ActivationStats(out, result.activation)
+    return ActivationStats(out, result.activation, result.output_layers)

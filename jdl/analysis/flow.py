@@ -58,9 +58,9 @@ __all__ = [
 DEAD_FRACTION = 0.5
 #: Fraction of saturated tanh/sigmoid activations from which a layer is "saturated".
 SATURATED_FRACTION = 0.5
-#: ``rms(dL/dO_k) / rms(dL/dO_output)`` below this: "vanishing".
+#: A layer is "vanishing" when ``rms(dL/dO_k) / rms(dL/dO_output)`` is below this.
 VANISHING_RATIO = 1e-3
-#: ``rms(dL/dO_k) / rms(dL/dO_output)`` above this: "exploding".
+#: A layer is "exploding" when ``rms(dL/dO_k) / rms(dL/dO_output)`` is above this.
 EXPLODING_RATIO = 1e3
 #: Every verdict the report can give.
 VERDICTS = ("healthy", "vanishing", "exploding", "dead", "saturated")
@@ -123,14 +123,23 @@ class GradientFlow:
       layers: list of :class:`LayerReport`, in forward order.
       loss: the loss on the batch.
       activation: the hidden activation analysed (name) or ``None``.
+      output_layers: the layers of the output group (their histograms are of the logits,
+        not of an activation; :meth:`plot` leaves them out of the activation panel).
 
     ``str(report)`` is a table; :meth:`plot` draws it; :meth:`summary` explains it in words.
     """
 
-    def __init__(self, layers: list[LayerReport], loss: float, activation: str | None) -> None:
+    def __init__(
+        self,
+        layers: list[LayerReport],
+        loss: float,
+        activation: str | None,
+        output_layers: tuple[str, ...] = (),
+    ) -> None:
         self.layers = layers
         self.loss = loss
         self.activation = activation
+        self.output_layers = tuple(output_layers)
 
     def __getitem__(self, name: str) -> LayerReport:
         for layer in self.layers:
@@ -193,15 +202,23 @@ class GradientFlow:
 
     __repr__ = __str__
 
-    def plot(self, *, fig: Figure | None = None, max_histograms: int = 6) -> Figure:
+    def plot(
+        self, *, fig: Figure | None = None, max_histograms: int = 6, title: str | None = None
+    ) -> Figure:
         """Gradient norms by depth (log scale) and activation histograms of a few layers.
+
+        Args:
+          fig: draw into this figure (default: a new one); it gets matplotlib's
+            constrained layout, so a ``fig.suptitle`` added later still fits.
+          max_histograms: at most this many hidden layers' histograms (evenly spaced).
+          title: the figure's title (``fig.suptitle``), laid out above the panels.
 
         Returns:
           The matplotlib ``Figure``.
         """
         from jdl.analysis.plots import _plot_gradient_flow
 
-        return _plot_gradient_flow(self, fig=fig, max_histograms=max_histograms)
+        return _plot_gradient_flow(self, fig=fig, max_histograms=max_histograms, title=title)
 
 
 def gradient_flow(
@@ -309,4 +326,4 @@ def gradient_flow(
                 edges=edges,
             )
         )
-    return GradientFlow(reports, result.loss, result.activation)
+    return GradientFlow(reports, result.loss, result.activation, result.output_layers)

@@ -149,11 +149,19 @@ class InitComparison:
 
     __repr__ = __str__
 
-    def plot(self, *, fig: Figure | None = None) -> Figure:
-        """Activation std and back-propagated gradient by layer, one line per initialiser."""
+    def plot(self, *, fig: Figure | None = None, title: str | None = None) -> Figure:
+        """Activation std and back-propagated gradient by layer, one line per initialiser.
+
+        Args:
+          fig: draw into this figure (default: a new one, with constrained layout).
+          title: the figure's title (``fig.suptitle``), laid out above the panels.
+
+        Returns:
+          The matplotlib ``Figure``.
+        """
         from jdl.analysis.plots import _plot_init_comparison
 
-        return _plot_init_comparison(self, fig=fig)
+        return _plot_init_comparison(self, fig=fig, title=title)
 
 
 def compare_inits(

@@ -113,18 +113,23 @@ class LRFinder:
 
     __repr__ = __str__
 
-    def plot(self, *, ax: Axes | None = None) -> Figure:
+    def plot(self, *, ax: Axes | None = None, log_loss: bool = True) -> Figure:
         """Raw, smoothed and trend loss against learning rate (log x), suggestion marked.
+
+        The y-axis shows the useful part of the range: from just below the lowest raw loss
+        up to 4x the lowest trend (where the test counts the loss as diverged), or to the
+        highest loss if that is lower; the losses above it (the divergence) run off the top.
 
         Args:
           ax: draw into these axes (default: a new figure).
+          log_loss: a log-scale loss axis (differences between small losses stay visible).
 
         Returns:
           The matplotlib ``Figure`` (as every jdl ``plot()``; its axes: ``fig.axes``).
         """
         from jdl.analysis.plots import _plot_lr_find
 
-        return _plot_lr_find(self, ax=ax).figure
+        return _plot_lr_find(self, ax=ax, log_loss=log_loss).figure
 
 
 def lr_find(

@@ -87,6 +87,9 @@ class TrainingMonitor(Callback):
             :data:`MONITOR_STATS`.
         loss: the probe batch's loss at each recorded step.
 
+    When the run ends, :meth:`to_dict` is also stored in the history, as
+    ``history.records["monitor"]``, so ``history.to_json(path)`` saves it with the metrics.
+
     Example:
         >>> monitor = TrainingMonitor((x[:256], y[:256]), "cross_entropy")  # doctest: +SKIP
         >>> jdl.fit(model, (x, y), ..., callbacks=[monitor])  # doctest: +SKIP
@@ -176,10 +179,12 @@ class TrainingMonitor(Callback):
         self._fetch()
 
     def on_train_end(self, run: Run) -> None:
-        """Record the final state and fetch what is left."""
+        """Record the final state, fetch what is left, and keep the records in the history
+        (``history.records["monitor"]``, saved by ``History.to_json``)."""
         if self._fn is not None and run.step > self._last:
             self._record(run)
         self._fetch()
+        run.history.records["monitor"] = self.to_dict()
 
     def state_dict(self) -> dict[str, Any]:
         """The records so far (a resumed run continues them)."""
@@ -349,7 +354,7 @@ def _heatmaps(steps: list[int], layers: list[str], values: dict, stats: tuple[st
         cmap = plt.get_cmap("viridis").copy()
         cmap.set_bad("0.8")  # a value a log scale cannot show (0) or none recorded (nan)
         mesh = ax.pcolormesh(edges, np.arange(len(layers) + 1), data, norm=norm, cmap=cmap)
-        ax.set_yticks(np.arange(len(layers)) + 0.5, layers, fontsize=8)
+        ax.set_yticks(np.arange(len(layers)) + 0.5, layers, fontsize=9)
         ax.invert_yaxis()
         ax.set_title(label, fontsize=10, loc="left")
         if np.ma.count_masked(data):

@@ -70,7 +70,7 @@ class SignalPropagation:
 
     @property
     def depth(self) -> np.ndarray:
-        """``1, 2, ...``: the depth index of each point."""
+        """The depth index of each point, ``1, 2, ...``."""
         return np.arange(1, len(self.names) + 1)
 
     def __str__(self) -> str:
@@ -85,22 +85,31 @@ class SignalPropagation:
     __repr__ = __str__
 
     def plot(
-        self, *, axes: Sequence[Axes] | None = None, label: str | None = None, log: bool = True
+        self,
+        *,
+        axes: Sequence[Axes] | None = None,
+        label: str | None = None,
+        log: bool = True,
+        title: str | None = None,
     ) -> Figure:
         """The three curves of Brock et al. side by side (log y-axis by default).
 
         Args:
           axes: three axes to draw into, e.g. ``fig.axes`` of an earlier plot, to compare
-            networks on one figure (default: a new figure).
-          label: the legend label of these curves.
+            networks on one figure (default: a new figure, with constrained layout).
+          label: the legend label of these curves (one legend for the three panels, below
+            them).
           log: log-scale y-axes.
+          title: the figure's title (``fig.suptitle``), laid out above the panels.
 
         Returns:
           The matplotlib ``Figure`` (as every jdl ``plot()``; its three axes: ``fig.axes``).
         """
         from jdl.analysis.plots import _plot_signal_propagation
 
-        return _plot_signal_propagation(self, axes=axes, label=label, log=log)[0].figure
+        return _plot_signal_propagation(self, axes=axes, label=label, log=log, title=title)[
+            0
+        ].figure
 
 
 def channel_stats(h: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -232,7 +232,7 @@ REGISTRY: dict[str, HubEntry] = {
 
 
 def register(entry: HubEntry, *, overwrite: bool = False) -> HubEntry:
-    """Add a checkpoint to :data:`REGISTRY` so :func:`jdl.pretrained.load` knows its name.
+    """Add a checkpoint to ``hub.REGISTRY`` so :func:`jdl.pretrained.load` knows its name.
 
     Raises:
       ValueError: if the name is taken and ``overwrite`` is false, or the entry's cache file

@@ -69,6 +69,9 @@ class History:
         state: the final :class:`jdl.train.TrainState` (``None`` after :meth:`from_json`).
         config: the run's settings (JSON-serialisable).
         stop_reason: why training stopped early (``None`` if it ran to the end).
+        records: what callbacks recorded beside the per-epoch metrics, JSON-ready, by name
+            (e.g. ``"monitor"``: :class:`jdl.analysis.TrainingMonitor`'s per-layer records);
+            saved and loaded with the rest.
     """
 
     metrics: dict[str, list[float]] = field(default_factory=dict)
@@ -77,10 +80,11 @@ class History:
     state: Any = None
     config: dict[str, Any] = field(default_factory=dict)
     stop_reason: str | None = None
+    records: dict[str, Any] = field(default_factory=dict)
 
     @property
     def variables(self) -> dict[str, Any]:
-        """The final model variables: ``{"params": ...}`` plus ``"batch_stats"`` where used."""
+        """The final model variables, ``{"params": ...}`` plus ``"batch_stats"`` where used."""
         if self.state is None:
             raise ValueError("This History holds no state (it was loaded from JSON).")
         return self.state.variables
@@ -133,6 +137,7 @@ class History:
             },
             "config": self.config,
             "stop_reason": self.stop_reason,
+            "records": self.records,
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -163,6 +168,7 @@ class History:
             steps=list(data["steps"]),
             config=dict(data.get("config", {})),
             stop_reason=data.get("stop_reason"),
+            records=dict(data.get("records", {})),
         )
 
     def to_csv(self, path: str | Path) -> None:
@@ -195,8 +201,20 @@ class History:
             key=lambda k: (k != "loss", k),
         )
         if axes is None:
-            fig, axes = plt.subplots(1, len(bases), figsize=(4.5 * len(bases), 3.5), squeeze=False)
-            axes = axes[0]
+            # At most 3 panels a row and 10 inches wide: where the docs show a figure at
+            # ~730 px, its text stays >= 9 px tall.
+            ncols = min(len(bases), 3)
+            nrows = -(-len(bases) // ncols)
+            fig, grid = plt.subplots(
+                nrows,
+                ncols,
+                figsize=(min(4.5 * ncols, 10.0), 3.5 * nrows),
+                squeeze=False,
+                layout="constrained",
+            )
+            axes = list(grid.ravel())
+            for ax in axes[len(bases) :]:
+                ax.set_visible(False)
         else:
             fig = axes[0].figure
         for ax, base in zip(axes, bases, strict=False):
@@ -207,5 +225,6 @@ class History:
             if base == "loss":
                 ax.set_yscale("log")
             ax.legend()
-        fig.tight_layout()
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()
         return fig

@@ -121,13 +121,27 @@ class SweepResult:
             _, ax = plt.subplots(figsize=(6, 4))
         varying = self.varying()
         for config, history in zip(self.configs, self.histories, strict=True):
-            label = ", ".join(f"{k}={_fmt(config[k])}" for k in varying) or "run"
+            if len(varying) == 1:  # the setting's name goes into the legend's title
+                label = (
+                    f"{config[varying[0]]:.3g}"
+                    if isinstance(config[varying[0]], float)
+                    else _fmt(config[varying[0]])
+                )
+            else:
+                label = ", ".join(f"{k}={_fmt(config[k])}" for k in varying) or "run"
             ax.plot(history.epochs, history.metrics[metric], marker="o", ms=3, label=label)
         ax.set(xlabel="epoch", ylabel=metric, title=f"sweep: {metric.replace('_', ' ')}")
         if "loss" in metric:
             ax.set_yscale("log")
-        ax.legend(fontsize="small")
-        ax.figure.tight_layout()
+        # 9 pt: >= 9 px where the docs show a figure at ~730 px. Many curves: the legend
+        # goes beside the axes rather than over the curves.
+        where = (
+            {} if len(self.configs) <= 4 else {"loc": "center left", "bbox_to_anchor": (1.02, 0.5)}
+        )
+        ax.legend(fontsize=9, title=varying[0] if len(varying) == 1 else None,
+                  title_fontsize=9, **where)  # fmt: skip
+        if ax.figure.get_layout_engine() is None:
+            ax.figure.tight_layout()
         return ax.figure
 
     def _check_metric(self, metric: str) -> None:

@@ -105,3 +105,11 @@ def test_bad_arguments(kwargs, error, words):
         jdl.fit(nn.MLP(widths=(4,), num_outputs=4), (X, Y), batch_size=40, steps=2,
                 loss="cross_entropy", optimizer=optax.sgd(0.1), verbose=0,
                 callbacks=[monitor])  # fmt: skip
+
+
+def test_records_are_saved_with_the_history(healthy, tmp_path):
+    monitor, history, _ = healthy
+    assert history.records["monitor"]["steps"] == monitor.steps
+    history.to_json(tmp_path / "history.json")
+    loaded = jdl.train.History.from_json(tmp_path / "history.json")
+    assert loaded.records["monitor"] == json.loads(json.dumps(monitor.to_dict()))
