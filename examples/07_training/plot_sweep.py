@@ -4,9 +4,9 @@ Many runs at once: learning-rate, seed and init-scale sweeps with ``jdl.train.sw
 
 This tutorial trains one model under many settings at the same time. ``jdl.train.sweep``
 stacks K copies of the training state and runs ``jax.vmap(train_step)`` — one compiled
-program, one call per step for all K configurations — which on small models is faster
-than K separate ``jdl.fit`` runs (one compilation instead of K, one call per step instead
-of K; how much faster depends on the machine and its load). We use it to draw the classic
+program, one call per step for all K configurations instead of K calls for K separate
+``jdl.fit`` runs (whether that is faster depends on K, the model, the machine and its
+load: the timing below says what it is worth here). We use it to draw the classic
 "final loss versus learning rate" curve of an MLP on MNIST-1D, to measure how much of a
 result is luck of the seed, and to see what the scale of the initial weights does.
 """
@@ -75,7 +75,10 @@ assert val_loss[0] > val_loss[i_best] + 0.5 and not val_loss[-1] <= val_loss[i_b
 # -------------------------------------------
 # The same four learning rates, trained one ``jdl.fit`` after another and then as one
 # sweep; both timings include compilation and per-epoch evaluation, which is what a user
-# waits for.
+# waits for. The fits share their compiled initialisation (same model, same shapes) but
+# each compiles its own step; the sweep compiles one vmapped step for all four. At this
+# size the two are close, and the ratio moves with the machine's load, so it is printed,
+# not checked here: ``benchmarks/bench_sweep.py`` measures it side by side.
 four = learning_rates[2:6]
 kw = dict(batch_size=100, loss="cross_entropy", epochs=2, validation=test, verbose=0)
 start = time.perf_counter()
@@ -86,8 +89,7 @@ start = time.perf_counter()
 jdl.train.sweep(model, train, optimizer="adam", learning_rates=four, **kw)
 vmapped = time.perf_counter() - start
 print(f"4 runs one after another: {sequential:.1f} s; one sweep of 4: {vmapped:.1f} s "
-      f"({sequential / vmapped:.1f}x faster)")  # fmt: skip
-assert sequential > vmapped, (sequential, vmapped)
+      f"(ratio {sequential / vmapped:.2f})")  # fmt: skip
 
 # %%
 # Seeds and initial scales
@@ -141,8 +143,8 @@ plt.show()
 # --------
 # ``jdl.train.sweep`` turns "try a few settings" into one compiled program: each
 # configuration trains exactly as its own ``jdl.fit`` would (a test checks this), a
-# diverging one cannot spoil the others, and on small models the whole sweep costs less
-# than the same runs one after another. Sweep learning rates first — it is the setting
+# diverging one cannot spoil the others, and it makes one call per step for all of them.
+# Sweep learning rates first — it is the setting
 # that matters most — and look at several seeds before trusting a difference of a point
 # or two: here the seed alone moved the test accuracy by more than that, the learning rate
 # by many times more (the checks below fail otherwise).
