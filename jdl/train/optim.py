@@ -12,6 +12,8 @@ Example:
 from __future__ import annotations
 
 import collections
+import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -125,6 +127,51 @@ def make_schedule(
     )
 
 
+#: Optimisers already made, by their arguments: the same arguments give the same
+#: transformation object, so a second ``fit(optimizer=("adam", 1e-3))`` reuses the first's
+#: compiled steps (a ``TrainState``'s optimiser is part of what ``jax.jit`` caches on).
+_OPTIMIZERS_MADE: collections.OrderedDict[Any, optax.GradientTransformation] = (
+    collections.OrderedDict()
+)
+
+
+def _typed(value: Any) -> Any:
+    """``value`` with its type, recursively (``1`` is not ``True``), for a cache key."""
+    if isinstance(value, list | tuple):
+        return (type(value), tuple(_typed(v) for v in value))
+    if isinstance(value, dict):
+        return (dict, tuple(sorted((k, _typed(v)) for k, v in value.items())))
+    return (type(value), value)
+
+
+def _memoised(make: Callable[..., optax.GradientTransformation]) -> Callable[..., Any]:
+    """``make``, returning the transformation it made before for the same arguments.
+
+    Arguments that are not hashable (a traced learning rate in ``sweep``) make one anew.
+    """
+    signature = inspect.signature(make)
+
+    @functools.wraps(make)
+    def made(*args: Any, **kwargs: Any) -> optax.GradientTransformation:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        key = _typed(dict(bound.arguments))
+        try:
+            hash(key)
+        except TypeError:
+            return make(*args, **kwargs)
+        if key in _OPTIMIZERS_MADE:
+            _OPTIMIZERS_MADE.move_to_end(key)
+            return _OPTIMIZERS_MADE[key]
+        tx = _OPTIMIZERS_MADE[key] = make(*args, **kwargs)
+        while len(_OPTIMIZERS_MADE) > 64:
+            _OPTIMIZERS_MADE.popitem(last=False)
+        return tx
+
+    return made
+
+
+@_memoised
 def optimizer(
     name: str,
     learning_rate: float | optax.Schedule,
@@ -165,7 +212,9 @@ def optimizer(
 
     Returns:
         An ``optax.GradientTransformation`` with the learning rate injected as a
-        hyper-parameter, so :func:`learning_rate` can read it from the state.
+        hyper-parameter, so :func:`learning_rate` can read it from the state. The same
+        arguments return the same object (the last 64 are kept), so a second ``fit`` with
+        them reuses the first's compiled steps.
 
     Raises:
         ValueError: for an unknown optimiser or schedule name, or a non-positive
@@ -173,67 +222,6 @@ def optimizer(
         TypeError: for a keyword argument the optax optimiser does not take (checked
             here, not when the optimiser state is first made).
     """
-    settings = dict(
-        schedule=schedule, clip=clip, weight_decay=weight_decay,
-        coupled_weight_decay=coupled_weight_decay, total_steps=total_steps,
-        warmup_steps=warmup_steps, boundaries=boundaries, decay=decay, **kwargs,
-    )  # fmt: skip
-    key = _optimizer_key(name, learning_rate, settings)
-    if key is not None and key in _OPTIMIZERS_MADE:
-        _OPTIMIZERS_MADE.move_to_end(key)
-        return _OPTIMIZERS_MADE[key]
-    tx = _make_optimizer(name, learning_rate, **settings)
-    if key is not None:
-        _OPTIMIZERS_MADE[key] = tx
-        while len(_OPTIMIZERS_MADE) > 64:
-            _OPTIMIZERS_MADE.popitem(last=False)
-    return tx
-
-
-#: Optimisers already made, by their arguments: the same arguments give the same
-#: transformation object, so a second ``fit(optimizer=("adam", 1e-3))`` reuses the first's
-#: compiled steps (a ``TrainState``'s optimiser is part of what ``jax.jit`` caches on).
-_OPTIMIZERS_MADE: collections.OrderedDict[Any, optax.GradientTransformation] = (
-    collections.OrderedDict()
-)
-
-
-def _optimizer_key(name: Any, learning_rate: Any, settings: dict[str, Any]) -> Any:
-    """A hashable key of :func:`optimizer`'s arguments (types included: ``1`` is not
-    ``True``), or ``None`` where one is not hashable (a traced learning rate in ``sweep``)."""
-
-    def typed(value: Any) -> Any:
-        if isinstance(value, list | tuple):
-            return (type(value), tuple(typed(v) for v in value))
-        return (type(value), value)
-
-    key = (
-        typed(name),
-        typed(learning_rate),
-        tuple(sorted((k, typed(v)) for k, v in settings.items())),
-    )
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
-
-
-def _make_optimizer(
-    name: str,
-    learning_rate: float | optax.Schedule,
-    *,
-    schedule: str | None = None,
-    clip: float | None = None,
-    weight_decay: float | None = None,
-    coupled_weight_decay: float | None = None,
-    total_steps: int | None = None,
-    warmup_steps: int = 0,
-    boundaries: Sequence[int] = (),
-    decay: float = 0.1,
-    **kwargs: Any,
-) -> optax.GradientTransformation:
-    """:func:`optimizer`, made anew."""
     if name not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}.")
     if schedule is not None:
