@@ -116,9 +116,11 @@ def test_a_batch_larger_than_the_dataset_is_refused_before_anything_is_written(t
     argv = ["train", "--dataset", "iris", "--model", "mlp", "--batch-size", "100000"]
     assert main([*argv, "--epochs", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    n = len(jdl.data.load("iris", split="train"))
+    whole = len(jdl.data.load("iris", split="train"))
+    held = round(0.1 * whole)  # --validation-split's default
+    n = whole - held
     assert f"--batch-size 100000 is larger than the training set: iris has {n} training " in err
-    assert f"Choose --batch-size {n} or less." in err
+    assert f"{held} held out for validation. Choose --batch-size {n} or less." in err
     assert not out.exists()
 
 

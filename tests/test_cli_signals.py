@@ -1,7 +1,7 @@
 """Ctrl-C and SIGTERM at any moment of `python -m jdl train` (issue #18): importing,
 compiling, mid-epoch, during a checkpoint save, while writing the curves at the end.
 
-Each test starts a real `python -m jdl train` (MNIST-1D's MLP, 400 steps an epoch), waits
+Each test starts a real `python -m jdl train` (MNIST-1D's MLP, 360 steps an epoch), waits
 for the moment from the process's output or its run directory, sends the signal, and
 checks: exit status 130 (143 for SIGTERM), no traceback or crash, one line saying where it
 stopped and what the run directory holds, and config.json and history.json (the epochs so
@@ -139,7 +139,7 @@ def test_sigint_mid_epoch_keeps_the_epochs_so_far(tmp_path):
     assert "training stopped by SIGINT after step" in line and "continue with --resume" in line
     step = int(line.split("after step ")[1].split(":")[0])
     assert f"checkpoints/ (step {step})" in line
-    assert run.epochs_written() == step // 400 >= 1
+    assert run.epochs_written() == step // 360 >= 1  # 3,600 examples after validation
 
 
 def test_sigint_during_a_checkpoint_save(tmp_path):
@@ -155,7 +155,7 @@ def test_sigint_while_writing_the_curves(tmp_path):
     run = Train(tmp_path / "run", epochs=2)
     run.wait_for(lambda: (run.out / "results.json").exists())
     line = _check_stopped(run, run.stop(signal.SIGINT), 130, "SIGINT")
-    assert "stopped by SIGINT after training (step 800)" in line
+    assert "stopped by SIGINT after training (step 720)" in line  # 2 x 360 steps
     assert "history.json (2 epochs)" in line and "results.json" in line
 
 

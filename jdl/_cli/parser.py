@@ -141,7 +141,7 @@ def _train_options(train: Parser) -> None:
         default=0.1,
         help="the fraction of the training set held out as the validation set: evaluated "
         "after every epoch, it is what the best epoch is chosen on; the test set is evaluated "
-        "once, at the end, on the final model (0: no validation; default: 0.1)",
+        "once, at the end, on the final model; 0: no validation (default: 0.1)",
     )
     _choice(
         train, "--strategy", "strategy", STRATEGIES, None,

@@ -183,8 +183,8 @@ class TrainCommand:
         if args.batch_size > len(train):
             return _fail(
                 f"--batch-size {args.batch_size} is larger than the training set: "
-                f"{args.dataset} has {plural(len(train), 'training example')}. Choose "
-                f"--batch-size {len(train)} or less."
+                f"{args.dataset} has {plural(len(train), 'training example')}"
+                f"{_held_out(validation)}. Choose --batch-size {len(train)} or less."
             )
         classification = info.num_classes is not None
         num_outputs = info.num_classes if classification else int(math.prod(info.y_shape) or 1)
