@@ -77,24 +77,35 @@ def evaluate(
     feed = _make_feed(data)
     # numbers, finite, fitting the model, the loss and the metrics (never silently wrong)
     _, _, expected = check_data(model, feed, loss, "data", metrics=metrics)
-    if isinstance(variables, TrainState):
-        state = variables
-    else:
-        state = state_from_variables(model, None, variables, copy=False)
-    check_variables(expected, state.variables, "evaluate variables")
-    if state.model != model:  # a TrainState's model is what would run: refuse another
-        raise ValueError(
-            f"evaluate got a TrainState of another model than the one given "
-            f"({_model_difference(model, state.model)}); pass that state's own model "
-            "(state.model), or its variables (state.variables) to evaluate them with "
-            "this model."
-        )
+    state = checked_state("evaluate", model, variables, expected)
     metrics = default_metrics(loss) if metrics is None else tuple(metrics)
     step = parallelize(
         functools.partial(eval_step, loss_fn=loss, metrics=metrics), strategy, donate=False
     )
     means = evaluate_sums(step, state, feed, batch_size)
     return {k: float(v) for k, v in means.items()}
+
+
+def checked_state(caller: str, model: Any, variables: Any, expected: Any) -> TrainState:
+    """The state ``caller`` (``evaluate``, ``predict``) runs: a given :class:`TrainState`, or
+    one built from variables, checked against the model's ``expected`` variables.
+
+    Raises:
+        ValueError: for variables that do not fit the model (every differing path and
+            shape listed), or a ``TrainState`` of another model (the fields that differ).
+    """
+    if isinstance(variables, TrainState):
+        state = variables
+    else:
+        state = state_from_variables(model, None, variables, copy=False)
+    check_variables(expected, state.variables, f"{caller} variables")
+    if state.model != model:  # a TrainState's model is what would run: refuse another
+        raise ValueError(
+            f"{caller} got a TrainState of another model than the one given "
+            f"({_model_difference(model, state.model)}); pass that state's own model "
+            f"(state.model), or its variables (state.variables) to {caller} with this model."
+        )
+    return state
 
 
 def _model_difference(given: Any, other: Any) -> str:

@@ -17,16 +17,11 @@ import numpy as np
 from jdl.data import ArraySource, as_source
 from jdl.data._access import check_source
 from jdl.train.data_checks import check_arrays, model_output
+from jdl.train.evaluation import checked_state
 from jdl.train.feed import _ArrayFeed, _eval_batches, _make_feed
 from jdl.train.parallel import parallelize
 from jdl.train.runner import check_model, check_positive_ints
-from jdl.train.state import (
-    TrainState,
-    check_variables,
-    model_input,
-    model_kwargs,
-    state_from_variables,
-)
+from jdl.train.state import TrainState, model_input, model_kwargs
 from jdl.train.step import bind_axis_name
 
 __all__ = ["predict"]
@@ -65,7 +60,8 @@ def predict(
         TypeError: for a model that is not a flax module, inputs that are not numbers, or
             data that is none of the above (a generator: the message says what to pass).
         ValueError: for NaN/inf inputs, inputs that do not fit the model, variables that do
-            not fit it (every differing path and shape listed), or a bad ``batch_size``.
+            not fit it (every differing path and shape listed), a :class:`TrainState` of
+            another model, or a bad ``batch_size``.
 
     Example:
         >>> import jax, numpy as np
@@ -85,11 +81,7 @@ def predict(
         arrays, whole = {"x": next(_eval_batches(feed, min(len(feed), 256)))["x"]}, False
     check_arrays(arrays, "data", whole)
     _, expected = model_output(model, np.asarray(arrays["x"][:1]), "data")
-    if isinstance(variables, TrainState):
-        state = variables
-    else:
-        state = state_from_variables(model, None, variables, copy=False)
-    check_variables(expected, state.variables, "predict variables")
+    state = checked_state("predict", model, variables, expected)
     step = parallelize(_predict_step, strategy, donate=False, updates_state=False)
     outputs = [step(state, batch)[1] for batch in _eval_batches(feed, batch_size)]
     host = jax.device_get(outputs)  # one transfer, after every batch is queued

@@ -80,5 +80,8 @@ def test_variables_of_another_model_are_refused(trained):
     model, history, source = trained
     with pytest.raises(ValueError, match="predict variables"):
         predict(TinyMLP(num_outputs=5), history.variables, source.x)
+    # A TrainState runs its own model: one of another model is refused, as evaluate does.
+    with pytest.raises(ValueError, match="predict got a TrainState of another model"):
+        predict(TinyMLP(batch_norm=True, dropout=0.25), history.state, source.x)
     with pytest.raises(ValueError, match="batch_size"):
         predict(model, history.variables, source.x, batch_size=0)
