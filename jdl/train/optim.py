@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import collections
 import functools
 import inspect
 import math
@@ -22,6 +21,7 @@ import jax
 import optax
 
 from jdl._core.checks import is_number
+from jdl._core.memo import BoundedCache, is_hashable
 from jdl.losses import kernel_mask
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "as_optimizer", "learning_rate", "make_schedule", "optimizer"]
@@ -130,9 +130,7 @@ def make_schedule(
 #: Optimisers already made, by their arguments: the same arguments give the same
 #: transformation object, so a second ``fit(optimizer=("adam", 1e-3))`` reuses the first's
 #: compiled steps (a ``TrainState``'s optimiser is part of what ``jax.jit`` caches on).
-_OPTIMIZERS_MADE: collections.OrderedDict[Any, optax.GradientTransformation] = (
-    collections.OrderedDict()
-)
+_OPTIMIZERS_MADE = BoundedCache(64)
 
 
 def _typed(value: Any) -> Any:
@@ -156,17 +154,14 @@ def _memoised(make: Callable[..., optax.GradientTransformation]) -> Callable[...
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         key = _typed(dict(bound.arguments))
-        try:
-            hash(key)
-        except TypeError:
+        if not is_hashable(key):
             return make(*args, **kwargs)
-        if key in _OPTIMIZERS_MADE:
-            _OPTIMIZERS_MADE.move_to_end(key)
-            return _OPTIMIZERS_MADE[key]
-        tx = _OPTIMIZERS_MADE[key] = make(*args, **kwargs)
-        while len(_OPTIMIZERS_MADE) > 64:
-            _OPTIMIZERS_MADE.popitem(last=False)
-        return tx
+        made_before = _OPTIMIZERS_MADE.get(key)
+        return (
+            made_before
+            if made_before is not None
+            else _OPTIMIZERS_MADE.put(key, make(*args, **kwargs))
+        )
 
     return made
 

@@ -23,7 +23,6 @@ All three give the same parameters, to float tolerance, after the same global ba
 
 from __future__ import annotations
 
-import collections
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
+
+from jdl._core.memo import BoundedCache, is_hashable
 
 __all__ = ["STRATEGIES", "ParallelStep", "data_mesh", "default_strategy", "parallelize"]
 
@@ -225,8 +226,7 @@ def _strategy(name: str, mesh: jax.sharding.Mesh | None) -> _Jit:
 #: The compiled steps of earlier :func:`parallelize` calls, by what they compile (the step,
 #: strategy, mesh, donation): a second ``fit`` or ``evaluate`` with the same loss, metrics
 #: and settings reuses the jitted function, and so its compilations for the same shapes.
-_COMPILED: collections.OrderedDict[Any, Callable[..., Any]] = collections.OrderedDict()
-_COMPILED_MAX = 64
+_COMPILED = BoundedCache(64)
 
 
 def _step_key(step: Any) -> Any:
@@ -241,11 +241,7 @@ def _step_key(step: Any) -> Any:
 def _cache_key(step: Any, strategy: str, mesh: Any, donate: tuple, updates: bool) -> Any:
     """The :data:`_COMPILED` key of a step, or ``None`` where a part is not hashable."""
     key = (_step_key(step), strategy, mesh, donate, updates)
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
+    return key if is_hashable(key) else None
 
 
 class ParallelStep:
@@ -284,11 +280,7 @@ class ParallelStep:
             fn = step if updates_state else (lambda state, batch, **kw: step(state, batch, **kw)[1])
             compiled = self._strategy.compile(fn, donate_argnums, updates_state)
             if key is not None:
-                _COMPILED[key] = compiled
-                while len(_COMPILED) > _COMPILED_MAX:
-                    _COMPILED.popitem(last=False)
-        else:
-            _COMPILED.move_to_end(key)
+                _COMPILED.put(key, compiled)
         self.compiled = compiled
 
     def put_state(self, state: Any) -> Any:

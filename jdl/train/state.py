@@ -15,6 +15,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from jdl._core.memo import is_hashable
 from jdl._core.tree import compare_shapes, flatten
 
 __all__ = [
@@ -181,7 +182,7 @@ def create_state(
     _check_optimizer(optimizer)
     init_key, dropout_key, _ = _keys(seed)
     x = jnp.asarray(model_input(sample_batch))
-    if _hashable(model):  # one compilation per (model, input shape), reused by every call
+    if is_hashable(model):  # one compilation per (model, input shape), reused by every call
         variables = _compiled_init(model, init_key, dropout_key, x)
     else:  # a module with an unhashable field (a list): compiled for this call only
         variables = jax.jit(functools.partial(_init, model))(init_key, dropout_key, x)
@@ -200,14 +201,6 @@ _compiled_init = jax.jit(_init, static_argnums=0)
 #: The optimiser of a state that is only evaluated: one object, so that the states
 #: ``evaluate`` builds have the same static fields and reuse its compiled step.
 _NO_OPTIMIZER = optax.identity()
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 def state_from_variables(
