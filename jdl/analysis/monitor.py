@@ -49,7 +49,7 @@ from jdl.analysis._layers import (
     instrumented_pass,
     resolve_activation,
 )
-from jdl.analysis._probe import _activation_stats, _groups
+from jdl.analysis._probe import _activation_stats, _groups, _sum_squares
 from jdl.analysis.flow import DEAD_FRACTION, SATURATED_FRACTION
 from jdl.train.callback_base import Callback, Run
 
@@ -287,10 +287,7 @@ def _monitor_pass(params, batch_stats, opt_state, x, y, extras, *, model, tx, lo
     grads = passed["param_grads"]
     updates, _ = tx.update(grads, opt_state, params)
 
-    def squares(tree: Any) -> Any:
-        return jax.tree.map(lambda leaf: jnp.sum(jnp.square(leaf.astype(jnp.float32))), tree)
-
-    sq_params, sq_grads, sq_updates = squares(params), squares(grads), squares(updates)
+    sq_params, sq_grads, sq_updates = map(_sum_squares, (params, grads, updates))
     acts = passed["acts"]
     groups = _groups(list(all_layers), set(acts))
     last_group = groups.get(all_layers[-1].name) if all_layers else None
