@@ -8,10 +8,24 @@ import os
 import shutil
 
 import flax.linen as nn
+import jax
 import numpy as np
 import pytest
 
 from jdl.data import ArraySource, from_arrays
+
+#: Backend compilations seen since the tests started (jax.monitoring's compile events).
+_COMPILES: list[str] = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda name, secs, **kw: _COMPILES.append(name) if "backend_compile" in name else None
+)
+
+
+def compiles(fn, *args, **kwargs) -> int:
+    """How many programs XLA compiles while ``fn(*args, **kwargs)`` runs."""
+    before = len(_COMPILES)
+    fn(*args, **kwargs)
+    return len(_COMPILES) - before
 
 
 class TinyMLP(nn.Module):

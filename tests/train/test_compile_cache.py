@@ -7,24 +7,12 @@ the same model, loss, metrics, optimiser settings and shapes.
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
-from conftest import TinyMLP, blobs
+from conftest import TinyMLP, blobs, compiles
 
 import jdl
 from jdl.train import create_state, optimizer
-
-COMPILES: list[str] = []
-jax.monitoring.register_event_duration_secs_listener(
-    lambda name, secs, **kw: COMPILES.append(name) if "backend_compile" in name else None
-)
-
-
-def compiles(fn, *args, **kwargs) -> int:
-    before = len(COMPILES)
-    fn(*args, **kwargs)
-    return len(COMPILES) - before
 
 
 @pytest.fixture(scope="module")
