@@ -20,12 +20,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from jdl._core.signals import install_handlers, restore_handlers
 
 
 def exit_status(signum: int) -> int:
@@ -71,20 +70,11 @@ class DeferSignals:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> DeferSignals:
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        for sig in _SIGNALS:
-            previous = signal.getsignal(sig)
-            if previous is None or previous is signal.SIG_IGN:
-                continue
-            self._previous[sig] = previous
-            signal.signal(sig, self._note)
+        self._previous = install_handlers(self._note)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        while self._previous:
-            sig, previous = self._previous.popitem()
-            signal.signal(sig, previous)
+        restore_handlers(self._previous)
 
     def _note(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None and not self.urgent:

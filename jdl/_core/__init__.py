@@ -11,6 +11,8 @@ these without pulling in another layer. Each concept has its one home here:
 - :mod:`jdl._core.cache`: the cache folders (``$XDG_CACHE_HOME/jdl/...``).
 - :mod:`jdl._core.reduce`: the per-example and masked means that losses and metrics share.
 - :mod:`jdl._core.checks`: argument checks (an integer that is not a bool, ...).
+- :mod:`jdl._core.memo`: hashability and a bounded LRU store (the compile-reuse caches).
+- :mod:`jdl._core.signals`: installing and restoring SIGINT/SIGTERM handlers.
 
 Import the names from their modules (``from jdl._core.tree import flatten``).
 """

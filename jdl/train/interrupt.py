@@ -28,7 +28,6 @@ returns or raises.
 from __future__ import annotations
 
 import signal
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -36,9 +35,9 @@ from typing import Any
 
 import jax
 
-__all__ = ["StopOnSignal", "stopped"]
+from jdl._core.signals import install_handlers, restore_handlers
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+__all__ = ["StopOnSignal", "stopped"]
 
 
 def stopped(signum: int, step: int, checkpoints: dict[str, int | None]) -> BaseException:
@@ -79,19 +78,12 @@ class StopOnSignal:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is not threading.main_thread():
-            return self  # signal.signal works in the main thread only: leave them
         if jax.process_count() > 1:
             # One process stopping on its own would wait for its peers in the next
             # collective (or the checkpoint's barrier) while they train on: a hang instead
             # of an exit. Until the processes agree on a stop step, leave Python's default.
             return self
-        for sig in _SIGNALS:
-            previous = signal.getsignal(sig)
-            if previous is None or previous is signal.SIG_IGN:
-                continue  # set outside Python (cannot be restored), or ignored on purpose
-            self._previous[sig] = previous
-            signal.signal(sig, self._note)
+        self._previous = install_handlers(self._note)  # main thread only, see there
         return self
 
     def _note(self, signum: int, frame: FrameType | None) -> None:
@@ -100,9 +92,7 @@ class StopOnSignal:
         self._restore()  # a second signal acts as it would without fit
 
     def _restore(self) -> None:
-        while self._previous:
-            sig, previous = self._previous.popitem()
-            signal.signal(sig, previous)
+        restore_handlers(self._previous)
 
     def __exit__(self, *exc: object) -> None:
         self._restore()
