@@ -9,6 +9,7 @@ during :func:`jdl.fit` (and lets ``resume=True`` continue a run) is
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import warnings
@@ -408,7 +409,21 @@ def latest_step(directory: str | Path) -> int | None:
     Args:
         directory: a checkpoint directory (it need not exist).
     """
-    if not Path(directory).exists():
-        return None
-    with _manager(directory) as manager:
-        return manager.latest_step()
+    return max(_committed_steps(directory), default=None)
+
+
+def _committed_steps(directory: str | Path) -> list[int]:
+    """The steps of the committed checkpoints in ``directory``, read from its entries'
+    names alone.
+
+    Orbax writes a step into ``<step>.orbax-checkpoint-tmp-<n>`` and renames it to
+    ``<step>`` once complete, so a plain integer name is a committed checkpoint. No entry
+    is opened or stat-ed: another process may save (and delete old steps under
+    ``max_to_keep``) while this one reads, which made Orbax's own listing, which stats each
+    step, fail with ``FileNotFoundError``.
+    """
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [int(name) for name in names if name.isascii() and name.isdigit()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import types
 
 import chex
@@ -63,7 +64,7 @@ def test_save_latest_restore_close_every_manager(tmp_path, managers):
     chex.assert_trees_all_close(restored.params, state.params)
     with pytest.raises(CheckpointMismatchError, match="shape mismatch"):
         restore_state(tmp_path, _state(num_outputs=4))
-    assert len(opened) == 4
+    assert len(opened) == 3  # save and two restores; latest_step reads names, opens none
     assert [id(m) for m in closed] == [id(m) for m in opened]
 
 
@@ -77,5 +78,18 @@ def test_the_checkpoint_callback_saves_at_the_end_only_what_is_new(tmp_path, man
     assert latest_step(tmp_path / "ck") == 3
     n = len(opened)
     callback.on_train_end(run)  # the latest checkpoint is this step: nothing to do
-    assert len(opened) == n + 1  # one look at the latest step, no save
+    assert len(opened) == n  # one look at the latest step's name, no save
     assert [id(m) for m in closed] == [id(m) for m in opened]
+
+
+def test_latest_step_reads_names_only_while_another_process_saves(tmp_path, monkeypatch):
+    for name in ("3", "12", "5.orbax-checkpoint-tmp-1733", "24.corrupt", "²"):
+        (tmp_path / name).mkdir()  # none holds Orbax's metadata: names alone count
+    assert latest_step(tmp_path) == 12  # a step being written or set aside is not counted
+
+    def vanished(path, *args, **kwargs):  # a peer's max_to_keep deleted it meanwhile
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(os, "stat", vanished)
+    assert latest_step(tmp_path) == 12
+    assert latest_step(tmp_path / "none") is None
