@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import grain
 import jax
 import numpy as np
 
@@ -43,7 +42,8 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
 class _BatchIndices:
     """Maps a step number to this process' example indices of that global batch.
 
-    Step ``s`` is batch ``s % batches_per_epoch`` of epoch ``s // batches_per_epoch``.
+    Step ``s`` is batch ``s % batches_per_epoch`` of epoch
+    ``start_epoch + s // batches_per_epoch``.
     Each epoch's order is one NumPy permutation (microseconds, versus tens of
     microseconds per example for an index-by-index shuffle), computed on demand and
     cached for the epochs in progress.
@@ -59,6 +59,7 @@ class _BatchIndices:
         seed: int,
         shard_index: int,
         shard_count: int,
+        start_epoch: int = 0,
     ) -> None:
         self.num_examples = num_examples
         self.batch_size = batch_size
@@ -67,6 +68,7 @@ class _BatchIndices:
         self.seed = seed
         self.shard_index = shard_index
         self.shard_count = shard_count
+        self.start_epoch = start_epoch
         self._lock = threading.Lock()
         self._cached: dict[int, np.ndarray] = {}
 
@@ -93,6 +95,7 @@ class _BatchIndices:
 
     def __call__(self, step: int, _: Any = None) -> np.ndarray:
         epoch, batch = divmod(step, self.batches_per_epoch)
+        epoch += self.start_epoch
         start = batch * self.batch_size
         global_batch = self._order(epoch)[start : min(start + self.batch_size, self.num_examples)]
         # Full batches split into equal parts; a final partial batch of r examples
@@ -141,6 +144,7 @@ def batches(
     shuffle: bool = True,
     seed: int = 0,
     num_epochs: int | None = 1,
+    start_epoch: int = 0,
     drop_remainder: bool = True,
     transform: Callable[[Example], Example] | None = None,
     shard_index: int | None = None,
@@ -158,6 +162,8 @@ def batches(
     the parts of processes ``0 .. shard_count - 1`` in order rebuilds the global batch.
     Each epoch is batched separately (a batch never mixes two epochs) and is shuffled
     differently from the others, deterministically; ``shuffle=False`` keeps index order.
+    The first epoch is epoch ``start_epoch``: a loop resumed at the start of epoch ``e``
+    passes ``start_epoch=e`` and sees the batches the uninterrupted run would have seen.
 
     With ``drop_remainder=True`` the last ``len(source) % batch_size`` examples of each
     (shuffled) epoch are skipped, so every batch has the same shape. With
@@ -181,6 +187,8 @@ def batches(
         shuffle: Shuffle the examples each epoch; if false, use index order.
         seed: Non-negative integer; the same seed gives the same order, on every process.
         num_epochs: Number of passes over the data, >= 1, or ``None`` to repeat forever.
+        start_epoch: The number of the first epoch, >= 0 (its order is
+            ``epoch_order(len(source), seed, start_epoch)``); epochs count on from it.
         drop_remainder: Drop each epoch's last, partial global batch.
         transform: Function applied to each example (a dict) before batching; returns a
             dict. E.g. ``lambda ex: {"x": ex["x"] / 255, "y": ex["y"]}``.
@@ -200,9 +208,9 @@ def batches(
             non-callable ``transform``, a source without ``len``).
         ValueError: If ``batch_size < 1``, ``batch_size`` exceeds the number of examples
             while ``drop_remainder=True`` (nothing would be yielded), the source is empty,
-            ``num_epochs < 1``, ``seed < 0``, ``shard_count < 1``, ``shard_index`` is
-            outside ``[0, shard_count)``, ``shard_count`` does not divide
-            ``batch_size``, or ``num_threads < 0``.
+            ``num_epochs < 1``, ``start_epoch < 0``, ``seed < 0``, ``shard_count < 1``,
+            ``shard_index`` is outside ``[0, shard_count)``, ``shard_count`` does not
+            divide ``batch_size``, or ``num_threads < 0``.
 
     Example:
         >>> from jdl.data import load
@@ -216,6 +224,7 @@ def batches(
     seed = check_int("seed", seed, minimum=0)
     if num_epochs is not None:
         num_epochs = check_int("num_epochs", num_epochs, minimum=1)
+    start_epoch = check_int("start_epoch", start_epoch, minimum=0)
     if transform is not None and not callable(transform):
         raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
     if num_examples == 0:
@@ -244,6 +253,8 @@ def batches(
             f"{(batch_size // shard_count + 1) * shard_count}"
         )
 
+    import grain  # here, not at the top: importing jdl.data (and jdl.fit) stays light
+
     if num_threads is None:
         num_threads = 0 if is_in_memory(source) else _DEFAULT_IO_THREADS
     num_threads = check_int("num_threads", num_threads, minimum=0)
@@ -262,6 +273,7 @@ def batches(
         seed=seed,
         shard_index=shard_index,
         shard_count=shard_count,
+        start_epoch=start_epoch,
     )
     loaded = steps.map_with_index(index_fn).map(_LoadBatch(source, transform))
     return iter(loaded.to_iter_dataset(read_options))

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from jdl.data._access import check_index, check_indices, check_source, read_batch, read_examples
-from jdl.data._cleanup import no_tfds_tempdirs
-from jdl.data.catalog import _catalog_builder, _check_name, _not_prepared, _supervised_keys
 from jdl.data.errors import UnknownSplitError
-from jdl.data.info import DatasetInfo, summarize
-from jdl.data.prepare import BUNDLED, _is_prepared, _prepare
 from jdl.data.stacking import _stack_examples, empty_batch
+
+if TYPE_CHECKING:  # TensorFlow Datasets is imported by load, when first used
+    import tensorflow_datasets as tfds
+
+    from jdl.data.info import DatasetInfo
 
 __all__ = ["SupervisedSource", "as_arrays", "load"]
 
@@ -247,6 +247,14 @@ def load(
         >>> len(train), train[0]["x"].shape, train.info.num_classes
         (120, (4,), 3)
     """
+    # Here, not at the top: SupervisedSource and as_arrays need no TensorFlow Datasets.
+    import tensorflow_datasets as tfds
+
+    from jdl.data._cleanup import no_tfds_tempdirs
+    from jdl.data.catalog import _catalog_builder, _check_name, _not_prepared, _supervised_keys
+    from jdl.data.info import summarize
+    from jdl.data.prepare import BUNDLED, _is_prepared, _prepare
+
     _check_name(name)
     if not isinstance(split, str):
         raise TypeError(

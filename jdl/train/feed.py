@@ -4,10 +4,11 @@
 bundled datasets, anything up to ``_IN_MEMORY_BYTES``) are read once into NumPy arrays
 (:func:`jdl.data.from_arrays` sources are used as they are) and batched by fancy
 indexing — no per-example Python work per step — while larger
-sources stream through :func:`jdl.data.batches` (Grain). In memory, epoch ``e`` visits
-the examples in ``jdl.data.epoch_order(n, seed, e)``, the order of :func:`jdl.data.batches`.
-Either way the order depends only on ``(seed, epoch)``, so a run resumed at an epoch
-boundary sees exactly the batches the uninterrupted run would have seen.
+sources stream through :func:`jdl.data.batches` (Grain). Either way epoch ``e`` visits
+the examples in the order ``jdl.data.epoch_order(n, seed, e)`` (streamed, as
+``batches(..., seed=seed, start_epoch=e)``), so the same examples give the same batches held
+in memory or streamed, and a run resumed at an epoch boundary sees exactly the batches the
+uninterrupted run would have seen.
 
 :func:`_eval_batches` yields every example exactly once, in order, in batches of a
 fixed shape: the last batch is padded and carries a boolean ``"mask"``.
@@ -61,10 +62,6 @@ def _make_feed(source: Sequence[Any]) -> _ArrayFeed | Sequence[Any]:
     return source
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
 def _shard(n: int) -> slice:
     """This process's contiguous part of a global batch of ``n`` examples.
 
@@ -102,7 +99,7 @@ def _epoch_batches(
         for s in range(skip, steps):
             yield feed.take(order[s * batch_size : (s + 1) * batch_size][part])
         return
-    it = batches(feed, batch_size, shuffle=shuffle, seed=_epoch_seed(seed, epoch), num_epochs=1)
+    it = batches(feed, batch_size, shuffle=shuffle, seed=seed, start_epoch=epoch, num_epochs=1)
     for s, batch in enumerate(it):
         if s >= skip:
             yield batch
