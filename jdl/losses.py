@@ -108,6 +108,38 @@ def binary_cross_entropy(logits: Array, labels: Array, *, where: Array | None = 
     return masked_mean(per_example_mean(per), where)
 
 
+def _smoothing(label_smoothing: Any) -> bool:
+    """Whether ``label_smoothing`` applies, after checking it is a number in ``[0, 1)``."""
+    if is_number(label_smoothing):
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}.")
+        return label_smoothing != 0
+    if isinstance(label_smoothing, jax.Array):
+        return True  # a traced value (swept by jdl.train.sweep) is applied unchecked
+    raise TypeError(
+        f"label_smoothing must be a number in [0, 1); got {type(label_smoothing).__name__}."
+    )
+
+
+def _index_cross_entropy(logits: Array, labels: Array, eps: Any, smooth: bool) -> Array:
+    """Per-example cross-entropy against class indices, without building a one-hot.
+
+    With ``s = logits - max(logits)`` and ``lse = log sum exp(s)``, the smoothed target
+    ``t = (1 - eps) onehot(y) + eps / C`` sums to 1, so ``-sum_c t_c (s_c - lse)`` is
+    ``lse - (1 - eps) s_y - eps mean(s)``: a gather of one logit per example and a mean.
+    """
+    num_classes = logits.shape[-1]
+    shifted = logits - jnp.max(jax.lax.stop_gradient(logits), axis=-1, keepdims=True)
+    lse = jnp.log(jnp.sum(jnp.exp(shifted), axis=-1))
+    picked = jnp.take_along_axis(shifted, labels[..., None], axis=-1)[..., 0]
+    # take_along_axis would wrap a negative label round to another class: NaN instead,
+    # as for a label past the last class.
+    picked = jnp.where((labels >= 0) & (labels < num_classes), picked, jnp.nan)
+    if not smooth:
+        return lse - picked
+    return lse - (1.0 - eps) * picked - eps * jnp.mean(shifted, axis=-1)
+
+
 def cross_entropy(
     logits: Array,
     labels: Array,
@@ -118,12 +150,15 @@ def cross_entropy(
     """Softmax cross-entropy from logits, for integer labels or one-hot / soft targets.
 
     Integer labels of shape ``(batch,)`` are compared with logits of shape
-    ``(batch, classes)``; floating-point targets of the same shape as the logits are
-    treated as probability vectors (one-hot or soft).
+    ``(batch, classes)`` directly, as ``logsumexp(logits) - logits[label]``, without
+    building a ``(batch, classes)`` one-hot; floating-point targets of the same shape as
+    the logits are treated as probability vectors (one-hot or soft). Both forms give the
+    same value and gradient.
 
     Args:
         logits: unnormalised class scores, shape ``(batch, classes)``.
-        labels: integer class indices ``(batch,)`` or targets ``(batch, classes)``.
+        labels: integer class indices ``(batch,)`` or targets ``(batch, classes)``. An
+            index outside ``[0, classes)`` gives a NaN loss for its example.
         label_smoothing: ``eps`` in ``[0, 1)``; the target becomes
             ``(1 - eps) * target + eps / classes``. A JAX array (e.g. a value traced by
             ``jdl.train.sweep(params={"label_smoothing": [...]})``) is applied unchecked.
@@ -134,6 +169,7 @@ def cross_entropy(
 
     Raises:
         ValueError: on a shape mismatch or a ``label_smoothing`` outside ``[0, 1)``.
+        TypeError: if ``label_smoothing`` is neither a number nor a JAX array.
 
     Example:
         >>> import jax.numpy as jnp
@@ -141,33 +177,24 @@ def cross_entropy(
         1.3863
     """
     logits, labels = jnp.asarray(logits), jnp.asarray(labels)
-    smooth = True  # a traced value (swept by jdl.train.sweep) is applied unchecked
-    if is_number(label_smoothing):
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}.")
-        smooth = label_smoothing != 0
-    elif not isinstance(label_smoothing, jax.Array):
-        raise TypeError(
-            f"label_smoothing must be a number in [0, 1); got {type(label_smoothing).__name__}."
-        )
+    smooth = _smoothing(label_smoothing)
     if logits.ndim < 2:
         raise ValueError(
             f"cross_entropy expects logits of shape (batch, classes); got shape {logits.shape}. "
             "For a single binary output use binary_cross_entropy."
         )
-    num_classes = logits.shape[-1]
-    if labels.shape == logits.shape and jnp.issubdtype(labels.dtype, jnp.floating):
-        targets = labels.astype(logits.dtype)
-    elif labels.shape == logits.shape[:-1] and jnp.issubdtype(labels.dtype, jnp.integer):
-        targets = jax.nn.one_hot(labels, num_classes, dtype=logits.dtype)
-    else:
+    if labels.shape == logits.shape[:-1] and jnp.issubdtype(labels.dtype, jnp.integer):
+        per = _index_cross_entropy(logits, labels, label_smoothing, smooth)
+        return masked_mean(per_example_mean(per), where)
+    if not (labels.shape == logits.shape and jnp.issubdtype(labels.dtype, jnp.floating)):
         raise ValueError(
             "cross_entropy expects integer labels of shape "
             f"{logits.shape[:-1]} or float targets of shape {logits.shape}; got labels of "
             f"shape {labels.shape} and dtype {labels.dtype}."
         )
+    targets = labels.astype(logits.dtype)
     if smooth:
-        targets = (1.0 - label_smoothing) * targets + label_smoothing / num_classes
+        targets = (1.0 - label_smoothing) * targets + label_smoothing / logits.shape[-1]
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     # A class scored more than the float range below the top one has log-probability -inf;
     # with target 0 it adds nothing (0 * -inf would be NaN).

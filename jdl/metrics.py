@@ -193,10 +193,14 @@ def _class_counts(
                 f"{num_classes} classes. Use average='macro' or 'micro'."
             )
     weight = mask_weights(where, true.shape, jnp.float32)
-    pred_hot = jax.nn.one_hot(pred, num_classes) * weight[:, None]
-    true_hot = jax.nn.one_hot(true, num_classes) * weight[:, None]
-    tp = jnp.sum(pred_hot * true_hot, axis=0)
-    return tp, jnp.sum(pred_hot, axis=0) - tp, jnp.sum(true_hot, axis=0) - tp, average
+    # Counted by class index (no (batch, classes) one-hots); a label outside the classes
+    # counts for no class, as a negative index would otherwise wrap round to one.
+    true_weight = jnp.where((true >= 0) & (true < num_classes), weight, 0.0)
+    zeros = jnp.zeros(num_classes, jnp.float32)
+    tp = zeros.at[true].add(true_weight * (pred == true), mode="drop")
+    predicted = zeros.at[pred].add(weight, mode="drop")
+    actual = zeros.at[true].add(true_weight, mode="drop")
+    return tp, predicted - tp, actual - tp, average
 
 
 def _ratio(num: Array, den: Array) -> Array:

@@ -153,3 +153,95 @@ def test_short_and_keras_loss_names_are_aliases_listed_in_the_error():
         assert losses.get(alias) is losses.LOSSES[name]
     with pytest.raises(ValueError, match=r"'ce' \(cross_entropy\).*'bce'"):
         losses.get("xent")
+
+
+def _one_hot_cross_entropy(logits, labels, eps=0.0, where=None):
+    """The reference: the smoothed one-hot target against log-softmax, masked mean."""
+    num_classes = logits.shape[-1]
+    target = (1 - eps) * jax.nn.one_hot(labels, num_classes) + eps / num_classes
+    per = -jnp.sum(target * jax.nn.log_softmax(logits), axis=-1)
+    if where is None:
+        return jnp.mean(per)
+    return jnp.sum(per * where) / jnp.sum(where)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.35])
+@pytest.mark.parametrize("masked", [False, True])
+def test_integer_labels_match_the_one_hot_form_in_value_and_gradient(eps, masked):
+    key_z, key_y, key_m = jax.random.split(jax.random.PRNGKey(3), 3)
+    logits = 4.0 * jax.random.normal(key_z, (33, 7))
+    labels = jax.random.randint(key_y, (33,), 0, 7)
+    where = jax.random.bernoulli(key_m, 0.6, (33,)) if masked else None
+
+    def integer(z):
+        return losses.cross_entropy(z, labels, label_smoothing=eps, where=where)
+
+    def one_hot(z):
+        return losses.cross_entropy(z, jax.nn.one_hot(labels, 7), label_smoothing=eps, where=where)
+
+    expected = _one_hot_cross_entropy(logits, labels, eps, where)
+    np.testing.assert_allclose(integer(logits), expected, rtol=1e-5)
+    np.testing.assert_allclose(one_hot(logits), expected, rtol=1e-5)
+    np.testing.assert_allclose(jax.jit(integer)(logits), expected, rtol=1e-5)
+    ref_grad = jax.grad(lambda z: _one_hot_cross_entropy(z, labels, eps, where))(logits)
+    np.testing.assert_allclose(jax.grad(integer)(logits), ref_grad, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(jax.grad(one_hot)(logits), ref_grad, rtol=1e-5, atol=1e-7)
+
+
+def test_traced_label_smoothing_matches_the_one_hot_form():
+    logits = jax.random.normal(jax.random.PRNGKey(0), (16, 5))
+    labels = jnp.arange(16) % 5
+    got = jax.jit(lambda e: losses.cross_entropy(logits, labels, label_smoothing=e))(0.2)
+    np.testing.assert_allclose(got, _one_hot_cross_entropy(logits, labels, 0.2), rtol=1e-5)
+
+
+def test_integer_labels_stay_exact_for_huge_logits():
+    # Shifting by the row maximum keeps lse - z_y exact where logsumexp(z) - z_y would
+    # lose the small difference of two numbers near 1e4 to float32 rounding.
+    logits = jnp.array([[1e4, 1e4 - 1.0, 1e4 - 30.0]])
+    expected = math.log(1 + math.exp(-1.0) + math.exp(-30.0))
+    got = losses.cross_entropy(logits, jnp.array([0]))
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_labels_outside_the_classes_give_nan_not_another_class():
+    logits = jnp.zeros((3, 4))
+    per_label = [float(losses.cross_entropy(logits[:1], jnp.array([k]))) for k in (-1, 4, 3)]
+    assert math.isnan(per_label[0]) and math.isnan(per_label[1])
+    assert per_label[2] == pytest.approx(math.log(4))
+
+
+def _eqns(jaxpr):
+    """Every equation of a (closed) jaxpr, those of nested jaxprs (jit, custom_jvp) too."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (list, tuple)) else [param]:
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _eqns(inner)
+
+
+def _class_grid_eqns(fn, *args):
+    """The iota / eq equations with a class axis: how a one-hot of the labels is built."""
+    jaxpr = jax.make_jaxpr(fn)(*args).jaxpr
+    return [
+        eqn.primitive.name
+        for eqn in _eqns(jaxpr)
+        if eqn.primitive.name in ("iota", "eq")
+        and any(getattr(v.aval, "shape", ())[-1:] == (7,) for v in eqn.outvars)
+    ]
+
+
+def test_integer_path_builds_no_one_hot_in_forward_or_backward():
+    logits, labels = jnp.zeros((12, 7)), jnp.zeros((12,), jnp.int32)
+    for eps in (0.0, 0.1):
+
+        def loss(z, y, eps=eps):
+            return losses.cross_entropy(z, y, label_smoothing=eps)
+
+        assert _class_grid_eqns(loss, logits, labels) == []
+        assert _class_grid_eqns(jax.grad(loss), logits, labels) == []
+    # The check sees a one-hot where there is one: the reference builds it.
+    assert "eq" in _class_grid_eqns(_one_hot_cross_entropy, logits, labels)
+    assert "iota" in _class_grid_eqns(_one_hot_cross_entropy, logits, labels)

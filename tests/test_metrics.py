@@ -140,3 +140,43 @@ def test_scores_defaults_errors_and_names():
     )
     for name in SCORES:
         assert metrics.get(name) is getattr(metrics, name)
+
+
+@pytest.mark.parametrize("name", SCORES)
+def test_labels_outside_the_classes_count_for_no_class(name):
+    # A label of -1 or 5 (of 5 classes) is a miss for its prediction's class and adds to
+    # no class's support: it must not wrap round to class 4 or 0.
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 5, size=40)
+    labels[:3], labels[3:6] = -1, 5
+    logits = rng.normal(size=(40, 5)).astype(np.float32)
+    pred = logits.argmax(-1)
+    for average in ("macro", "micro"):
+        got = float(metrics.get(name)(logits, labels, average=average))
+        want = _sklearn(name, labels, pred, average=average, labels=list(range(5)))
+        if average == "macro":  # scikit-learn averages over every listed class
+            present = [k for k in range(5) if (labels == k).any() or (pred == k).any()]
+            want = np.mean([_sklearn(name, labels == k, pred == k) for k in present])
+        assert got == pytest.approx(want, abs=1e-6)
+
+
+def _eqns(jaxpr):
+    """Every equation of a jaxpr, those of nested (jit) jaxprs too."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for param in eqn.params.values():
+            inner = getattr(param, "jaxpr", param)
+            if hasattr(inner, "eqns"):
+                yield from _eqns(inner)
+
+
+def test_class_scores_build_no_one_hot():
+    # a one-hot of 12 labels over 7 classes is an eq against an iota, shaped (12, 7)
+    logits, labels = jnp.zeros((12, 7)), jnp.zeros((12,), jnp.int32)
+    jaxpr = jax.make_jaxpr(lambda z, y: metrics.f1(z, y, average="macro"))(logits, labels)
+    grid = [
+        e.primitive.name
+        for e in _eqns(jaxpr.jaxpr)
+        if e.primitive.name in ("eq", "iota") and any(v.aval.shape == (12, 7) for v in e.outvars)
+    ]
+    assert grid == []
