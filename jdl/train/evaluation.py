@@ -53,7 +53,9 @@ def evaluate(
         metrics: metric names/functions; default :func:`default_metrics` of the loss.
             Class metrics (``accuracy``, ...) are refused for a one-output model and for
             regression targets (see :mod:`jdl.train.data_checks`).
-        batch_size: the (global) evaluation batch size.
+        batch_size: the (global) evaluation batch size, rounded up to a multiple of the
+            devices of ``strategy`` (the padding is masked), so any size works on any
+            device count.
         strategy: as in :func:`jdl.train.parallelize`.
 
     Returns:

@@ -24,6 +24,7 @@ All three give the same parameters, to float tolerance, after the same global ba
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -124,6 +125,14 @@ class _Jit:
         """A plain tree this process can read, from one the compiled step returned."""
         return tree
 
+    def batch_multiple(self) -> int:
+        """What every global batch size must be a multiple of: each process reads its
+        equal part of every global batch."""
+        return jax.process_count()
+
+    def check_training(self, state: Any, batch: dict[str, Any]) -> None:
+        """Raise if training ``state`` on ``batch`` this way would be silently wrong."""
+
 
 class _Sharded(_Jit):
     """``jax.jit`` over a 1-D ``"data"`` mesh: batches split, states replicated."""
@@ -177,6 +186,10 @@ class _Sharded(_Jit):
             return jax.tree_util.tree_map(_local_value, tree)
         return tree
 
+    def batch_multiple(self) -> int:
+        # every process's part splits over its local devices, and the whole over the mesh
+        return math.lcm(jax.device_count(), self.mesh.size)
+
 
 class _Pmap(_Jit):
     """``jax.pmap`` over the local devices: every leaf carries a leading device axis."""
@@ -215,6 +228,20 @@ class _Pmap(_Jit):
         if hasattr(tree, "step") and np.ndim(tree.step) == 0:
             return tree  # a plain state
         return jax.tree_util.tree_map(_first_replica, tree)
+
+    def batch_multiple(self) -> int:
+        return jax.device_count()  # every process's part splits over its local devices
+
+    _checked_model: Any = None
+
+    def check_training(self, state: Any, batch: dict[str, Any]) -> None:
+        model = getattr(state, "model", None)
+        if model is None or model is self._checked_model:
+            return  # once per model (the state's model object is kept from step to step)
+        from jdl.train._pmap_batchnorm import check_pmap_batch_norm
+
+        check_pmap_batch_norm(state, batch, PMAP_AXIS, replicated=np.ndim(state.step) == 1)
+        self._checked_model = model
 
 
 def _strategy(name: str, mesh: jax.sharding.Mesh | None) -> _Jit:
@@ -295,6 +322,15 @@ class ParallelStep:
         """
         return self._strategy.unreplicate(state)
 
+    @property
+    def batch_multiple(self) -> int:
+        """The number every global batch size must be a multiple of.
+
+        It counts the devices a batch is split over (all devices for ``"sharded"`` and
+        ``"pmap"``) or, for ``"jit"``, the processes, which read equal parts of it.
+        """
+        return self._strategy.batch_multiple()
+
     def put_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Place a host batch (this process's examples) on the devices.
 
@@ -304,7 +340,16 @@ class ParallelStep:
         return self._strategy.put_batch(batch)
 
     def __call__(self, state: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
-        """Run the step: ``(state, batch) -> (state, metrics)``."""
+        """Run the step: ``(state, batch) -> (state, metrics)``.
+
+        Raises:
+            ValueError: for a batch that does not divide over the devices, or, under
+                ``"pmap"``, a training state whose model has BatchNorm layers whose
+                ``axis_name`` is not ``"batch"`` (they would keep per-device statistics;
+                the message names them and the fix).
+        """
+        if self.updates_state:
+            self._strategy.check_training(state, batch)
         state = self.put_state(state)
         out = self.compiled(state, self.put_batch(batch))
         metrics = self._strategy.unreplicate(out[1] if self.updates_state else out)

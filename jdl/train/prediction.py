@@ -20,7 +20,7 @@ from jdl.train.data_checks import check_arrays, model_output
 from jdl.train.evaluation import checked_state
 from jdl.train.feed import _ArrayFeed, _eval_batches, _make_feed
 from jdl.train.parallel import parallelize
-from jdl.train.runner import check_model, check_positive_ints
+from jdl.train.runner import check_model, check_positive_ints, eval_chunk
 from jdl.train.state import TrainState, model_input, model_kwargs
 from jdl.train.step import bind_axis_name
 
@@ -47,7 +47,8 @@ def predict(
         data: the inputs: an array of shape ``(num_examples, ...)``, an ``(x, y)`` tuple
             (``y`` is ignored), or a random-access source whose examples hold ``"x"`` (and
             ``"lengths"`` for models that take them), e.g. ``jdl.data.load(...)``.
-        batch_size: the (global) batch size.
+        batch_size: the (global) batch size, rounded up to a multiple of the devices
+            (the padding's outputs are dropped), so any size works on any device count.
         strategy: as in :func:`jdl.train.parallelize` (default: ``"sharded"`` over all
             devices when there are several). Every process gets every output.
 
@@ -83,7 +84,8 @@ def predict(
     _, expected = model_output(model, np.asarray(arrays["x"][:1]), "data")
     state = checked_state("predict", model, variables, expected)
     step = parallelize(_predict_step, strategy, donate=False, updates_state=False)
-    outputs = [step(state, batch)[1] for batch in _eval_batches(feed, batch_size)]
+    chunk = eval_chunk(step, batch_size)  # rounded up to the devices; padding dropped
+    outputs = [step(state, batch)[1] for batch in _eval_batches(feed, chunk)]
     host = jax.device_get(outputs)  # one transfer, after every batch is queued
     stacked = jax.tree.map(lambda *parts: np.concatenate(parts), *host)
     return jax.tree.map(lambda a: a[: len(feed)], stacked)

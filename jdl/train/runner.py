@@ -26,6 +26,7 @@ import numpy as np
 from jdl import losses as losses_lib
 from jdl._core.checks import is_int, is_number
 from jdl.data._access import check_supervised
+from jdl.train._peers import exit_if_peer_lost
 from jdl.train.data_checks import check_data
 from jdl.train.feed import _ArrayFeed, _epoch_batches, _eval_batches, _make_feed
 from jdl.train.progress import Progress, Summary, check_verbose
@@ -256,6 +257,19 @@ class MetricBuffer:
         self._count = count
 
 
+def eval_chunk(step: Any, batch_size: int) -> int:
+    """The evaluation or prediction batch size ``step`` runs for a requested one.
+
+    An evaluation batch is only a chunk of the data (the last one is padded and masked
+    anyway), so ``batch_size`` is rounded up to a multiple of what ``step`` splits batches
+    over -- its ``batch_multiple`` (:attr:`jdl.train.ParallelStep.batch_multiple`), or the
+    process count for a plain function -- rather than refused: the defaults (256) work on
+    any device count. Training batches are not rounded: their size is part of the math.
+    """
+    multiple = getattr(step, "batch_multiple", None) or jax.process_count()
+    return -(-batch_size // multiple) * multiple
+
+
 def evaluate_sums(
     eval_fn: Callable[[Any, dict[str, np.ndarray]], tuple[Any, Metrics]],
     state: Any,
@@ -266,10 +280,11 @@ def evaluate_sums(
 
     ``eval_fn(state, batch) -> (state, sums)`` returns per-batch sums with their
     ``"count"`` (as :func:`jdl.train.eval_step` does); the sums are added on the device and
-    divided by the total count on the host.
+    divided by the total count on the host. ``batch_size`` is rounded up by
+    :func:`eval_chunk` (the padding is masked), so any size works on any device count.
     """
     totals = None
-    for batch in _eval_batches(feed, batch_size):
+    for batch in _eval_batches(feed, eval_chunk(eval_fn, batch_size)):
         _, sums = eval_fn(state, batch)
         totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
     totals = jax.device_get(totals)
@@ -360,19 +375,23 @@ class EpochRunner:
 
         Stops early when the run is done or ``stop()`` says so (checked before each step).
 
+        In a multi-process run, a failed device call (a dead peer) ends the process with
+        one clear line (``jdl.train._peers.exit_if_peer_lost``).
+
         Returns:
             The mean of every training metric over the epoch's steps.
         """
         self.progress.start_epoch(description or f"epoch {epoch + 1}/{self.plan.num_epochs}")
-        for batch in self._batches(epoch):
-            if self.done or stop():
-                break
-            self.state, step_metrics = self.train_fn(self.state, batch)
-            self.step += 1
-            self.metrics.add(step_metrics)
-            if self.on_step is not None:
-                self.on_step(self.step)
-        return self.metrics.take_means()
+        with exit_if_peer_lost():
+            for batch in self._batches(epoch):
+                if self.done or stop():
+                    break
+                self.state, step_metrics = self.train_fn(self.state, batch)
+                self.step += 1
+                self.metrics.add(step_metrics)
+                if self.on_step is not None:
+                    self.on_step(self.step)
+            return self.metrics.take_means()
 
     def evaluate(
         self,
@@ -380,8 +399,10 @@ class EpochRunner:
         feed: _ArrayFeed | Any,
         batch_size: int,
     ) -> dict[str, np.ndarray]:
-        """:func:`evaluate_sums` of the current state."""
-        return evaluate_sums(eval_fn, self.state, feed, batch_size)
+        """:func:`evaluate_sums` of the current state (a dead peer: as in
+        :meth:`train_epoch`)."""
+        with exit_if_peer_lost():
+            return evaluate_sums(eval_fn, self.state, feed, batch_size)
 
     def end_epoch(self, logs: dict[str, Any]) -> str | None:
         """Show the epoch's line for its recorded ``logs`` (the means

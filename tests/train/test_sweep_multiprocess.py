@@ -1,0 +1,35 @@
+"""``jdl.train.sweep`` over two processes x 2 CPU devices equals the one-process sweep.
+
+Each process reads its half of every global batch; the sweep's step is data-parallel
+over the devices of both processes (as ``fit``'s), so both report the one-process losses.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import sweep_worker
+from cluster_harness import start, stop, tail
+
+TIMEOUT_S = 300
+
+
+def test_two_process_sweep_equals_one_process_sweep(tmp_path):
+    procs, logs = start(sweep_worker.__file__, 2, [str(tmp_path)], tmp_path)
+    try:
+        reference = sweep_worker.run_sweep()
+        deadline = time.monotonic() + TIMEOUT_S
+        for i, proc in enumerate(procs):
+            code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
+            if code != 0:
+                pytest.fail(f"worker {i} exited with {code}:\n{tail(logs[i])}")
+    finally:
+        stop(procs)
+    assert {k for k in reference if k.endswith("/val_loss")} == {"0/val_loss", "1/val_loss"}
+    for i in range(2):
+        got = dict(np.load(tmp_path / f"process_{i}.npz"))
+        assert set(got) == set(reference)
+        for key, want in reference.items():
+            np.testing.assert_allclose(got[key], want, rtol=1e-5, atol=1e-5, err_msg=key)
