@@ -21,6 +21,7 @@ import numpy as np
 from jdl._core.checks import is_int
 from jdl.train.callback_base import Callback, Run
 from jdl.train.checkpoint import latest_step, restore_state, save_state, set_aside
+from jdl.train.checkpoint_paths import check_shared, checkpoint_path
 from jdl.train.ema import EMA
 from jdl.train.history import metric_mode
 from jdl.train.nonfinite import describe_non_finite, non_finite_leaves
@@ -213,8 +214,14 @@ class Checkpoint(Callback):
     before its first save, this callback renames the unreadable ones to
     ``<step>.corrupt`` (never deleting them), so the new checkpoints can take their steps.
 
+    With several processes, ``directory`` must be one directory that every process sees (a
+    shared filesystem, or an object store such as ``gs://bucket/run``): at the start of
+    training process 0 writes a marker file there, and if some process does not see it
+    every process stops with a ``ValueError`` saying so, before anything is saved.
+
     Args:
-        directory: where checkpoints go (created if needed).
+        directory: where checkpoints go (created if needed): a local path or an
+            object-store URL (``gs://bucket/run``, kept remote all the way into Orbax).
         every: save every this many epochs; ``None``: not by epochs.
         max_to_keep: keep only the most recent checkpoints (``None`` keeps all).
         every_steps: also save every this many optimiser steps (``None``: not by steps).
@@ -224,7 +231,9 @@ class Checkpoint(Callback):
 
     Raises:
         ValueError: if ``every`` or ``every_steps`` is not ``None`` or a positive integer,
-            if both are ``None``, or if ``max_to_keep`` is not ``None`` or positive.
+            if both are ``None``, or if ``max_to_keep`` is not ``None`` or positive; at the
+            start of a multi-process run, if not every process sees ``directory``.
+        TypeError: if ``directory`` is not a string or path.
     """
 
     def __init__(
@@ -253,12 +262,16 @@ class Checkpoint(Callback):
                 f"Checkpoint max_to_keep must be a positive integer or None (keep all); "
                 f"got {max_to_keep!r}."
             )
-        self.directory = Path(directory)
+        self.directory = checkpoint_path(directory)
         self.every = every
         self.every_steps = every_steps
         self.max_to_keep = max_to_keep
         self.unreadable: list[int] = []
         self._skipped: int | None = None  # the step last refused for non-finite values
+
+    def on_train_begin(self, run: Run) -> None:
+        """With several processes, check that they all see ``directory``."""
+        check_shared(self.directory)
 
     def save(self, run: Run) -> None:
         """Save the run's current state and history now (with what ``run`` adds for an
@@ -345,8 +358,10 @@ class BestCheckpoint(Callback):
     not overwritten). A fresh run replaces whatever ``directory`` held at its first epoch.
 
     Args:
-        directory: where the best checkpoint goes (created if needed); not the directory
-            of a :class:`Checkpoint`.
+        directory: where the best checkpoint goes (created if needed), a local path or an
+            object-store URL (``gs://...``); not the directory of a :class:`Checkpoint`.
+            With several processes, one that every process sees (as for
+            :class:`Checkpoint`).
         monitor: the epoch metric to watch (e.g. ``"val_loss"``, ``"val_accuracy"``).
         mode: ``"min"``, ``"max"`` or ``"auto"`` (:func:`jdl.train.metric_mode`).
         min_delta: the smallest change that counts as an improvement.
@@ -357,6 +372,9 @@ class BestCheckpoint(Callback):
 
     Raises:
         KeyError: at the end of an epoch whose logs lack ``monitor`` (naming those there).
+        ValueError: at the start of a multi-process run, if not every process sees
+            ``directory``.
+        TypeError: if ``directory`` is not a string or path.
 
     Example::
 
@@ -372,7 +390,7 @@ class BestCheckpoint(Callback):
         mode: str = "auto",
         min_delta: float = 0.0,
     ):
-        self.directory = Path(directory)
+        self.directory = checkpoint_path(directory)
         self.monitor = monitor
         self.mode = metric_mode(monitor, mode)
         self.min_delta = abs(min_delta)
@@ -380,6 +398,7 @@ class BestCheckpoint(Callback):
         self.best_epoch: int | None = None
 
     def on_train_begin(self, run: Run) -> None:
+        check_shared(self.directory)
         self.best = -math.inf if self.mode == "max" else math.inf
         self.best_epoch = None
         if any(not math.isnan(v) for v in run.history.metrics.get(self.monitor, ())):

@@ -9,23 +9,30 @@ during :func:`jdl.fit` (and lets ``resume=True`` continue a run) is
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from jdl._core.files import no_space_left
 from jdl._core.tree import compare_shapes, leaf_paths
-from jdl.train import _tensorstore_leak
+from jdl.train.checkpoint_paths import (
+    check_shared,
+    checkpoint_path,
+    is_remote,
+    latest_step,
+    set_aside,
+)
 from jdl.train.checkpoint_space import no_space_error, why
 from jdl.train.state import TrainState
+
+if TYPE_CHECKING:  # Orbax (and TensorStore) are imported by the functions that use them, so
+    import orbax.checkpoint as ocp  # that importing jdl.train (jdl.fit) does not pay for them
 
 __all__ = [
     "CheckpointCorruptError",
@@ -128,6 +135,8 @@ def _bound_tensorstore_leak() -> None:
         return
     if hasattr(tensorstore_utils, "get_tensorstore_raw_bytes"):
         tensorstore_utils.get_tensorstore_raw_bytes = _no_raw_bytes
+    from jdl.train import _tensorstore_leak
+
     _tensorstore_leak.avoid_spec_to_json()
 
 
@@ -138,10 +147,13 @@ def _no_raw_bytes(*args: Any, **kwargs: Any) -> None:
 
 
 def _manager(directory: str | Path, max_to_keep: int | None = None) -> ocp.CheckpointManager:
+    import orbax.checkpoint as ocp
+
     _bound_tensorstore_leak()
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+    path = checkpoint_path(directory)  # gs://... stays remote (pathlib would make it local)
     return ocp.CheckpointManager(
-        Path(directory).absolute(),
+        path if is_remote(path) else path.absolute(),
         options=options,
         item_handlers={
             "state": ocp.StandardCheckpointHandler(),
@@ -162,7 +174,9 @@ def save_state(
     """Save a (plain, unreplicated) state as checkpoint number ``state.step``.
 
     Args:
-        directory: the checkpoint directory (one sub-directory per saved step).
+        directory: the checkpoint directory (one sub-directory per saved step): a local
+            path or an object-store URL (``gs://bucket/run``); with several processes, one
+            directory that every process sees (a shared filesystem or an object store).
         state: the :class:`TrainState` to save.
         metadata: JSON-serialisable extras saved beside it (e.g. the history so far).
         max_to_keep: keep only this many most recent checkpoints.
@@ -174,7 +188,13 @@ def save_state(
         OSError: ``errno.ENOSPC``, if the disk (or quota) is full: the message says "No space
             left on device" and names the step and directory. The partial checkpoint is
             removed; the ones saved before are untouched and restore.
+        ValueError: with several processes, if ``directory`` is not one directory that
+            every process sees (on every process, before anything is saved).
     """
+    import orbax.checkpoint as ocp
+
+    check_shared(directory)
+
     items = {
         "state": ocp.args.StandardSave(_saveable(state.arrays)),
         "meta": ocp.args.JsonSave(metadata or {}),
@@ -228,6 +248,8 @@ def restore_state(
         CheckpointCorruptError: if no checkpoint (or not ``step``) can be read — the
             message names the directory, every step tried and why it failed.
         FileNotFoundError: if ``step`` is given and the directory has no such checkpoint.
+        ValueError: with several processes, if ``directory`` is not one directory that
+            every process sees (on every process).
     """
     found = restore_latest_valid(directory, like, step=step, extra=extra)
     return None if found is None else (found[0], found[1])
@@ -257,7 +279,9 @@ def restore_latest_valid(
     Raises:
         As :func:`restore_state`.
     """
-    if not Path(directory).exists():
+    check_shared(directory)  # every process must take the same decision below
+    path = checkpoint_path(directory)
+    if not path.exists():
         return None
     skipped: dict[int, str] = {}
     with _manager(directory) as manager:
@@ -281,7 +305,7 @@ def restore_latest_valid(
                 else:
                     then = "no older checkpoint is left"
                 warnings.warn(
-                    f"Checkpoint {Path(directory) / str(candidate)} cannot be restored "
+                    f"Checkpoint {path / str(candidate)} cannot be restored "
                     f"({err}); {then}. It is left in place (not deleted).",
                     stacklevel=3,
                 )
@@ -289,9 +313,7 @@ def restore_latest_valid(
             return state, meta, skipped
     if not steps:
         return None
-    tried = "\n".join(
-        f"  step {s} ({Path(directory) / str(s)}): {why}" for s, why in skipped.items()
-    )
+    tried = "\n".join(f"  step {s} ({path / str(s)}): {why}" for s, why in skipped.items())
     raise CheckpointCorruptError(
         f"No checkpoint in {directory} can be restored; tried {len(skipped)} step(s), "
         f"newest first:\n{tried}\nNothing was deleted. Move the unreadable step directories "
@@ -336,6 +358,8 @@ def _restore_step(
                     lines.append(f"  {title} ({len(items)}): {shown}")
             lines.append("Use another directory, or resume=False to start afresh.")
             raise CheckpointMismatchError("\n".join(lines))
+    import orbax.checkpoint as ocp
+
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, wanted)
     items = {"state": ocp.args.StandardRestore(abstract), "meta": ocp.args.JsonRestore()}
     saved_extra = _item(saved_meta, "extra")
@@ -361,69 +385,9 @@ def _restore_step(
     return like.replace(**restored["state"]), meta
 
 
-def set_aside(directory: str | Path, steps: Sequence[int]) -> list[Path]:
-    """Rename checkpoints of ``directory`` out of Orbax's sight, without deleting them.
-
-    ``<directory>/<step>`` becomes ``<directory>/<step>.corrupt`` (``.corrupt-2``, ... if
-    that is taken), so a later save of the same step does not collide with it and
-    ``max_to_keep`` neither counts nor removes it. With several processes the primary one
-    renames, the others wait for it.
-
-    Args:
-        directory: the checkpoint directory.
-        steps: the checkpoints to move (those not there are ignored).
-
-    Returns:
-        The new paths (on the primary process; empty elsewhere).
-    """
-    moved = []
-    if jax.process_index() == 0:
-        for step in steps:
-            path = Path(directory) / str(int(step))
-            if not path.is_dir():
-                continue
-            target, n = path.with_name(f"{int(step)}.corrupt"), 2
-            while target.exists():
-                target, n = path.with_name(f"{int(step)}.corrupt-{n}"), n + 1
-            path.rename(target)
-            moved.append(target)
-    if jax.process_count() > 1:
-        ocp.multihost.sync_global_processes("jdl_checkpoint_set_aside")
-    return moved
-
-
 def _item(composite: Any, name: str) -> Any:
     """Item ``name`` of an Orbax composite (of metadata), or ``None`` if it has none."""
     try:
         return composite[name] if composite is not None else None
     except (KeyError, AttributeError):
         return None
-
-
-def latest_step(directory: str | Path) -> int | None:
-    """The step of the latest checkpoint in ``directory``; ``None`` if it holds none.
-
-    Only the directory names are read: a checkpoint that cannot be restored still counts
-    (:func:`restore_state` skips it), until it is moved aside (:func:`set_aside`).
-
-    Args:
-        directory: a checkpoint directory (it need not exist).
-    """
-    return max(_committed_steps(directory), default=None)
-
-
-def _committed_steps(directory: str | Path) -> list[int]:
-    """The steps of the committed checkpoints in ``directory``, read from its entries'
-    names alone.
-
-    Orbax writes a step into ``<step>.orbax-checkpoint-tmp-<n>`` and renames it to
-    ``<step>`` once complete, so a plain integer name is a committed checkpoint. No entry
-    is opened or stat-ed: another process may save (and delete old steps under
-    ``max_to_keep``) while this one reads, which made Orbax's own listing, which stats each
-    step, fail with ``FileNotFoundError``.
-    """
-    try:
-        names = os.listdir(directory)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [int(name) for name in names if name.isascii() and name.isdigit()]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import shutil
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
+
+from jdl.train.checkpoint_paths import checkpoint_path
 
 
 def no_space_error(
@@ -34,7 +35,8 @@ def no_space_error(
     work when the error reaches here: they are waited for (10 s at most) before it is
     removed. ``latest_step`` reads the latest complete checkpoint's step, for the message.
     """
-    partials = list(Path(directory).glob(f"{step}.orbax-checkpoint-tmp*"))
+    path = checkpoint_path(directory)  # local or remote (gs://...)
+    partials = list(path.glob(f"{step}.orbax-checkpoint-tmp*"))
     if jax.process_count() == 1:
         deadline = time.monotonic() + 10
         for thread in set(threading.enumerate()) - threads:
@@ -42,9 +44,10 @@ def no_space_error(
                 continue
             with contextlib.suppress(Exception):  # Orbax's join re-raises the thread's error
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        for partial in Path(directory).glob(f"{step}.orbax-checkpoint-tmp*"):
-            shutil.rmtree(partial, ignore_errors=True)
-    left = [str(p) for p in Path(directory).glob(f"{step}.orbax-checkpoint-tmp*")]
+        for partial in path.glob(f"{step}.orbax-checkpoint-tmp*"):
+            with contextlib.suppress(OSError):  # what is left is named in the message
+                partial.rmtree(missing_ok=True)
+    left = [str(p) for p in path.glob(f"{step}.orbax-checkpoint-tmp*")]
     try:
         latest = latest_step(directory)
     except Exception:  # the message must not fail in turn
