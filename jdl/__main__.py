@@ -11,6 +11,7 @@ directory::
         history.png      loss and accuracy curves
         results.json     final test metrics, best test accuracy and its epoch (a number
                          that is NaN or infinite is written as null)
+        model/           the final model for inference: jdl.load_model(".../model")
         checkpoints/     the final TrainState (Orbax), resumable with --resume
 
 Settings are checked against the dataset first (``--batch-size`` against the number of

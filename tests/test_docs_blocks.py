@@ -28,8 +28,10 @@ import importlib
 import os
 import re
 import signal
+import sys
 import threading
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,7 +254,11 @@ def run_page(page: Path, budget_s: float = BUDGET_S) -> tuple[dict, list[Block],
     reader who can run it would have run those too).
     """
     blocks = page_blocks(page)
-    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    # The namespace is a module's, registered while the page runs, as a script's would be:
+    # a dataclass (a flax.linen.Module) defined in a block looks its module up there.
+    module = types.ModuleType(f"docs_{page.stem}")
+    sys.modules[module.__name__] = module
+    namespace: dict = module.__dict__
     declared: set[str] = set()  # names bound by no-run blocks
     seconds = []
 
@@ -282,6 +288,7 @@ def run_page(page: Path, budget_s: float = BUDGET_S) -> tuple[dict, list[Block],
                     raise AssertionError(message) from e
             seconds.append(time.perf_counter() - start)
     finally:
+        sys.modules.pop(module.__name__, None)
         if timed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)

@@ -12,6 +12,8 @@
                          at the end), the best validation accuracy and its epoch (a number
                          that is NaN or infinite is written as null)
         history.png      loss and accuracy curves
+        model/           the final model for inference (jdl.save_model; load it with
+                         jdl.load_model), unless training diverged
         checkpoints/     the TrainState (Orbax), resumable with --resume
 
 Every file is written atomically (a temporary file renamed into place), so an interrupted
@@ -31,6 +33,7 @@ from jdl._core.files import atomic_path, atomic_write_text
 from jdl.train.callbacks import Callback
 
 CONFIG, HISTORY, CHECKPOINTS = "config.json", "history.json", "checkpoints"
+MODEL = "model"
 
 
 def plural(n: int, word: str) -> str:

@@ -3,6 +3,7 @@
 :func:`os.replace` is atomic on POSIX and Windows, so a reader sees either the old file or
 the complete new one, and a crash (or an exception while writing) never leaves a
 half-written file under the final name -- nor a temporary file beside it.
+:func:`atomic_directory` does the same for a folder of files.
 
 Also :func:`no_space_left`, which tells a full disk apart from other write errors.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +52,48 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder next to ``path``; move it to ``path`` only on success.
+
+    As :func:`atomic_path`, for a folder of files written together: on any exception the
+    temporary folder is removed and ``path`` is untouched, so readers see the old folder or
+    the complete new one, never a part. A folder already at ``path`` is replaced (the
+    caller decides whether it may be): it is first renamed aside, then the new one renamed
+    into place, then the old one deleted -- between the two renames ``path`` is briefly
+    absent, never half-written.
+
+    Example:
+      >>> import pathlib, tempfile
+      >>> target = pathlib.Path(tempfile.mkdtemp()) / "model"
+      >>> with atomic_directory(target) as tmp:
+      ...     _ = (tmp / "a.txt").write_text("done")
+      >>> sorted(p.name for p in target.iterdir())
+      ['a.txt']
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual permissions
+    try:
+        yield tmp
+        if path.exists() or path.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old / path.name, path)  # put the old folder back
+                os.rmdir(old)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
