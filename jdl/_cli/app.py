@@ -21,18 +21,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments, without the program name.
 
     Returns:
-        The exit status: 0 success, 1 training diverged, 2 usage or settings error, 130 /
-        143 stopped by SIGINT / SIGTERM.
+        The exit status: 0 success, 1 training diverged (``diagnose``: a finding of severity
+        error), 2 usage or settings error, 130 / 143 stopped by SIGINT / SIGTERM.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        print(f"\n{PROG}: error: no command given; choose one of: train", file=sys.stderr)
+        print(f"\n{PROG}: error: no command given; choose one of: train, diagnose", file=sys.stderr)
         return 2
     args.argv = argv
     with DeferSignals() as signals:
+        if args.command == "diagnose":
+            from jdl._cli import diagnose  # JAX and jdl are imported here
+
+            return diagnose.run(args, signals)
         from jdl._cli import train  # JAX and jdl are imported here, signals deferred
 
         return train.run(args, signals)

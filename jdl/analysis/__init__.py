@@ -1,5 +1,6 @@
-"""Understanding training: gradient flow, activation statistics, signal propagation,
-the learning-rate range test, the overfit-a-tiny-batch check and initialisation studies.
+"""Understanding training: ``diagnose`` (every check below in one call), gradient flow,
+activation statistics, signal propagation, the learning-rate range test, the
+overfit-a-tiny-batch check and initialisation studies.
 
 Every analysis takes a model (any ``flax.linen`` module: every jdl model, or your own), its
 variables and a batch, runs one compiled pass, and returns a small report object that
@@ -19,6 +20,7 @@ Example:
 """
 
 from jdl.analysis.activations import ActivationStats, LayerActivations, activation_stats
+from jdl.analysis.diagnosis import STAGES, Diagnosis, Finding, diagnose
 from jdl.analysis.flow import (
     DEAD_FRACTION,
     EXPLODING_RATIO,
@@ -42,10 +44,13 @@ __all__ = [
     "EXPLODING_RATIO",
     "MONITOR_STATS",
     "SATURATED_FRACTION",
+    "STAGES",
     "UPDATE_RATIO_LIMIT",
     "VANISHING_RATIO",
     "VERDICTS",
     "ActivationStats",
+    "Diagnosis",
+    "Finding",
     "GradientFlow",
     "InitComparison",
     "LRFinder",
@@ -59,6 +64,7 @@ __all__ = [
     "activation_stats",
     "channel_stats",
     "compare_inits",
+    "diagnose",
     "gradient_flow",
     "gradient_norms",
     "jacobian_singular_values",

@@ -180,12 +180,7 @@ def overfit_check(
     if classes and out1.ndim == 2 and out1.shape[-1] > 1:
         accuracy = float(np.mean(np.argmax(out1, -1) == np.asarray(y)))
 
-    expected = None
-    if name == "cross_entropy":
-        c = num_classes or (out0.shape[-1] if out0.ndim >= 2 else None)
-        expected = math.log(c) if c and c > 1 else None
-    elif name == "binary_cross_entropy":
-        expected = math.log(2)
+    expected = expected_initial_loss(name, out0.shape, num_classes)
     init_ok = None
     if expected is not None:
         init_ok = abs(initial - expected) <= INIT_LOSS_TOLERANCE * expected
@@ -218,18 +213,32 @@ def overfit_check(
     )
 
 
-def _hints(
-    name: str,
-    loss: str | Callable,
-    out0: np.ndarray,
-    y: jax.Array,
-    losses: np.ndarray,
-    initial: float,
-    final: float,
-    classes: bool,
-    state: TrainState,
-    arrays: dict[str, jax.Array],
-) -> list[str]:
+def expected_initial_loss(
+    name: str, output_shape: tuple[int, ...], num_classes: int | None = None
+) -> float | None:
+    """The loss a balanced classification head should start near: ``ln C`` for
+    ``cross_entropy`` over ``C`` classes (default: the output width), ``ln 2`` for
+    ``binary_cross_entropy``; ``None`` for other losses."""
+    if name == "cross_entropy":
+        c = num_classes or (output_shape[-1] if len(output_shape) >= 2 else None)
+        return math.log(c) if c and c > 1 else None
+    if name == "binary_cross_entropy":
+        return math.log(2)
+    return None
+
+
+def output_loss_hints(name: str, out0: np.ndarray, y: Any, classes: bool) -> list[str]:
+    """The output layer / loss mismatches that the outputs at initialisation show.
+
+    Args:
+      name: the loss name.
+      out0: the model's outputs at initialisation.
+      y: the targets.
+      classes: whether ``y`` holds class indices.
+
+    Returns:
+      The hints (empty when the outputs fit the loss).
+    """
     hints = []
     if name in ("cross_entropy", "binary_cross_entropy"):
         lo, hi = float(np.min(out0)), float(np.max(out0))
@@ -255,6 +264,22 @@ def _hints(
                 + (" on squashed (sigmoid) outputs" if squashed else "")
                 + "; use logits with cross_entropy for classification."
             )
+    return hints
+
+
+def _hints(
+    name: str,
+    loss: str | Callable,
+    out0: np.ndarray,
+    y: jax.Array,
+    losses: np.ndarray,
+    initial: float,
+    final: float,
+    classes: bool,
+    state: TrainState,
+    arrays: dict[str, jax.Array],
+) -> list[str]:
+    hints = output_loss_hints(name, out0, y, classes)
     finite = np.isfinite(losses)
     if not finite.all() or not math.isfinite(final):
         hints.append(
