@@ -19,7 +19,8 @@ def test_help_explains_every_option():
     ).stdout
     for option in (
         "--model", "--dataset", "--optimizer", "--lr", "--epochs", "--steps", "--batch-size",
-        "--strategy", "--seed", "--out", "--resume", "--debug",
+        "--strategy", "--seed", "--out", "--resume", "--debug", "--precision",
+        "--compile-cache",
     ):  # fmt: skip
         assert option in out
     assert "mnist1d" in out and "6000" in out
@@ -50,6 +51,12 @@ def test_default_model_on_mnist1d_writes_a_run_directory(tmp_path, capsys):
     assert "best_test_accuracy" not in results
     assert 0.3 < results["test"]["accuracy"] <= 1.0  # 3 epochs: well above chance (0.1)
     assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,step,")
+    # The final model, saved for inference: loaded back, it scores exactly its test results.
+    assert f"final model saved in {out / 'model'}/" in printed
+    model, variables = jdl.load_model(out / "model")
+    assert model == build_model("cnn", (40,), 10)
+    test = jdl.data.load("mnist1d", split="test")
+    assert jdl.evaluate(model, variables, test) == results["test"]
 
 
 def test_resume_continues_the_run(tmp_path, capsys):
@@ -150,6 +157,22 @@ def test_a_diverging_run_exits_non_zero_with_strict_json(tmp_path, capsys):
     text = (out / "results.json").read_text()
     assert "NaN" not in text and json.loads(text)["test"]["loss"] is None
     assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
+    assert not (out / "model").exists()  # non-finite parameters are not saved either
+
+
+def test_precision_trains_in_bfloat16_and_is_recorded(tmp_path, capsys):
+    out = tmp_path / "bf16"
+    assert main([*IRIS, "--steps", "20", "--precision", "bfloat16", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["precision"] == "bfloat16"
+    history = jdl.train.History.from_json(out / "history.json")
+    assert history.config["precision"] == "bfloat16"
+    with pytest.raises(SystemExit) as exit_:
+        main([*IRIS, "--precision", "fp8", "--out", str(tmp_path / "no")])
+    assert exit_.value.code == 2 and not (tmp_path / "no").exists()
+    assert "unknown precision 'fp8' (expected one of: float32, bfloat16, float16)" in (
+        capsys.readouterr().err
+    )
 
 
 def test_debug_names_where_a_run_diverged(tmp_path, capsys):

@@ -16,7 +16,7 @@ import pytest
 
 import jdl
 from jdl.__main__ import main
-from jdl._cli.parser import OPTIMIZERS, SCHEDULES, build_parser
+from jdl._cli.parser import OPTIMIZERS, PRECISIONS, SCHEDULES, build_parser
 
 HEAVY = ("jax", "flax", "optax", "tensorflow_datasets", "grain", "jdl.train", "jdl.data")
 
@@ -109,6 +109,7 @@ def test_an_unknown_dataset_lists_the_closest_names(tmp_path, capsys):
 def test_the_parsers_names_are_the_libraries():
     assert set(OPTIMIZERS) == set(jdl.train.optim.OPTIMIZERS)
     assert tuple(SCHEDULES) == tuple(jdl.train.optim.SCHEDULES)
+    assert tuple(PRECISIONS) == tuple(jdl.train.PRECISIONS)
 
 
 def test_a_batch_larger_than_the_dataset_is_refused_before_anything_is_written(tmp_path, capsys):

@@ -27,6 +27,8 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
 STRATEGIES = ("jit", "sharded", "pmap")
 #: The length of a run given neither ``--steps`` nor ``--epochs`` (the MNIST-1D paper's).
 DEFAULT_STEPS = 6000
+#: The computation dtypes of ``--precision`` (``jdl.train.PRECISIONS``).
+PRECISIONS = ("float32", "bfloat16", "float16")
 #: ``--verbose`` levels (``jdl.fit(verbose=...)``).
 VERBOSE_LEVELS = (0, 1, 2)
 
@@ -183,6 +185,19 @@ def _train_options(train: Parser) -> None:
         "gradients, updated parameters) and stop at the first, naming its batch, layer and "
         "parameter (jdl.fit(debug=True); slower: for finding a divergence)",
     )
+    _choice(
+        train, "--precision", "precision", PRECISIONS, "float32",
+        "the computation dtype: float32, or bfloat16 / float16 with float32 parameters, loss "
+        "and BatchNorm statistics (float16 with dynamic loss scaling; jdl.fit(precision=...))",
+    )  # fmt: skip
+    train.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help="keep the compiled programs in DIR (JAX's persistent compilation cache) and "
+        "reuse them in later runs, which then start faster (default: $JDL_COMPILE_CACHE, "
+        "else none)",
+    )
 
 
 def _choice(
@@ -209,11 +224,57 @@ _TRAIN_EPILOG = (
 )
 
 
+_DIAGNOSE_EPILOG = (
+    "Exit status 0: no finding of severity error (warnings are printed but pass); 1: at "
+    "least one error (the network will not train well as set up); 2: a usage or settings "
+    "error."
+)
+
+
+def _diagnose_options(diagnose: Parser) -> None:
+    """The options of ``python -m jdl diagnose``."""
+    _choice(diagnose, "--model", "model", sorted(MODELS), "mlp", "the model")
+    diagnose.add_argument(
+        "--dataset",
+        default="iris",
+        help="a bundled dataset (iris, digits, mnist1d, coffee) or a prepared TFDS catalog "
+        "name (default: iris)",
+    )
+    diagnose.add_argument(
+        "--data-dir",
+        default=None,
+        help="where datasets are stored (default: $JDL_DATA_DIR, else jdl's cache folder)",
+    )
+    _choice(diagnose, "--optimizer", "optimizer", OPTIMIZERS, "adam", "the optimiser diagnosed")
+    diagnose.add_argument(
+        "--lr", type=float, default=1e-2, help="the learning rate diagnosed (default: 0.01)"
+    )
+    diagnose.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="examples sampled from the training set for the analyses (default: 256)",
+    )
+    diagnose.add_argument(
+        "--steps", type=int, default=300, help="steps of the overfit check (default: 300)"
+    )
+    diagnose.add_argument(
+        "--seed", type=int, default=0, help="seed of parameters and sampling (default: 0)"
+    )
+    diagnose.add_argument(
+        "--json", default=None, metavar="FILE", help="also save the report as JSON (default: none)"
+    )
+    diagnose.add_argument(
+        "--plot", default=None, metavar="FILE", help="also save the report's figure (default: none)"
+    )
+
+
 def build_parser() -> Parser:
-    """The parser of ``python -m jdl``: the ``train`` command and its options.
+    """The parser of ``python -m jdl``: the ``train`` and ``diagnose`` commands.
 
     Returns:
-        The top-level parser; ``parser.commands["train"]`` is the ``train`` command's.
+        The top-level parser; ``parser.commands["train"]`` is the ``train`` command's
+        (``parser.commands["diagnose"]`` the ``diagnose`` command's).
     """
     parser = Parser(
         prog=PROG,
@@ -235,4 +296,17 @@ def build_parser() -> Parser:
     )
     _train_options(train)
     parser.commands["train"] = train
+    diagnose = commands.add_parser(
+        "diagnose",
+        help="say why a model does (not) train on a dataset: jdl.analysis.diagnose",
+        description=(
+            "Run jdl.analysis.diagnose on a sample of the training set: labels against the "
+            "outputs, the loss at initialisation, gradient flow and activations, depth "
+            "without skips, the overfit-a-tiny-batch check and the learning-rate range test "
+            "with the given optimiser, and print the findings, most severe first."
+        ),
+        epilog=_DIAGNOSE_EPILOG,
+    )
+    _diagnose_options(diagnose)
+    parser.commands["diagnose"] = diagnose
     return parser

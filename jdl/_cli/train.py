@@ -14,6 +14,7 @@ import argparse
 import datetime as _dt
 import json
 import math
+import os
 import platform
 import sys
 from pathlib import Path
@@ -24,7 +25,15 @@ import jax
 import jdl
 from jdl._cli.models import build_model
 from jdl._cli.parser import DEFAULT_STEPS
-from jdl._cli.rundir import CONFIG, HISTORY, HistoryWriter, RunDirectory, plural, write_json
+from jdl._cli.rundir import (
+    CONFIG,
+    HISTORY,
+    MODEL,
+    HistoryWriter,
+    RunDirectory,
+    plural,
+    write_json,
+)
 from jdl._cli.signals import DeferSignals, Stopped, exit_status
 from jdl.train.callbacks import Callback
 
@@ -57,6 +66,11 @@ def _settings_error(args: argparse.Namespace) -> str | None:
     if not 0 <= args.validation_split < 1:  # NaN fails this too
         return f"--validation-split must be in [0, 1); got {args.validation_split}."
     return None
+
+
+def _compile_cache(args: argparse.Namespace) -> str | None:
+    """The compilation cache directory: ``--compile-cache``, else ``$JDL_COMPILE_CACHE``."""
+    return args.compile_cache or os.environ.get("JDL_COMPILE_CACHE") or None
 
 
 def _load_data(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
@@ -121,6 +135,7 @@ def _config(args: argparse.Namespace, model: Any, loss: str, steps: int | None, 
         "validation_split": args.validation_split,
         "strategy": args.strategy,
         "seed": args.seed,
+        "precision": args.precision,
         "loss": loss,
         "jdl_version": jdl.__version__,
         "jax_version": jax.__version__,
@@ -243,6 +258,7 @@ class TrainCommand:
                 epochs=args.epochs, steps=steps, validation=validation, callbacks=callbacks,
                 strategy=args.strategy, seed=args.seed,
                 verbose=0 if args.quiet else args.verbose, resume=args.resume, debug=args.debug,
+                compile_cache=_compile_cache(args), precision=args.precision,
             )  # fmt: skip
         except jdl.train.NonFiniteError as err:  # --debug found where training diverged
             print(f"error: training diverged: {err}", file=sys.stderr)
@@ -298,11 +314,18 @@ class TrainCommand:
                 print(f"test loss ({loss}): {final['loss']:.5g}", flush=True)
         write_json(out / "results.json", results)
         self.signals.check(f"{at}, while evaluating")
+        finite = all(math.isfinite(v) for v in history.metrics.get("loss", ()))
+        if finite:  # as for the checkpoints, non-finite parameters are never saved
+            metadata = {"dataset": args.dataset, "model": args.model, "steps": results["steps"]}
+            jdl.save_model(out / MODEL, model, history.variables, metadata=metadata,
+                           overwrite=True)  # fmt: skip
+            self.signals.check(f"{at}, while saving the model")
         rundir.write_plot(history, f"{args.model} on {args.dataset}")
         self.signals.check(f"{at}, while writing history.png")
         print(f"wrote {out}/: {rundir.holds()}")
-        if not all(math.isfinite(v) for v in history.metrics.get("loss", ())):
+        if not finite:
             return _diverged(history, rundir.checkpoints)
+        print(f"final model saved in {out / MODEL}/: jdl.load_model({str(out / MODEL)!r})")
         return 0
 
 

@@ -17,9 +17,11 @@ from jdl.train.checkpoint import (
     restore_state,
     save_state,
 )
+from jdl.train.compile_cache import compile_cache_dir, enable_compile_cache
 from jdl.train.debug import NonFiniteError
 from jdl.train.ema import averaged_params, ema_params
 from jdl.train.evaluation import evaluate
+from jdl.train.export import ModelFileError, load_model, read_model_info, save_model
 from jdl.train.history import History, metric_mode
 from jdl.train.loop import fit
 from jdl.train.optim import (
@@ -31,6 +33,7 @@ from jdl.train.optim import (
     optimizer,
 )
 from jdl.train.parallel import STRATEGIES, ParallelStep, data_mesh, default_strategy, parallelize
+from jdl.train.precision import PRECISIONS, LossScaleState, dynamic_loss_scale
 from jdl.train.prediction import predict
 from jdl.train.results import SweepResult
 from jdl.train.resume import ResumeMismatchError
@@ -58,9 +61,14 @@ __all__ = [
     "History",
     "NonFiniteError",
     "callbacks",
+    "compile_cache_dir",
     "default_metrics",
+    "enable_compile_cache",
     "evaluate",
     "fit",
+    "PRECISIONS",
+    "LossScaleState",
+    "dynamic_loss_scale",
     "latest_step",
     "restore_state",
     "save_state",
@@ -86,6 +94,10 @@ __all__ = [
     "optimizer",
     "parallelize",
     "predict",
+    "save_model",
+    "load_model",
+    "read_model_info",
+    "ModelFileError",
     "state_from_variables",
     "search",
     "sweep",

@@ -90,7 +90,10 @@ def save_model(
     :func:`load_model` rebuilds both.
 
     Args:
-        path: the folder to write (its parents are created).
+        path: the folder to write (its parents are created). In a multi-process run
+            process 0 writes it (every process must call ``save_model``, with the same
+            replicated variables, and see the same filesystem); each returns once it is
+            written.
         model: the ``flax.linen`` module; every field must be data (numbers, strings,
             tuples, dtypes) or one of the few functions/classes jdl resolves by name
             (``jax.nn.gelu``, ``jdl.nn.Bottleneck``, ...); anything else is refused.
@@ -145,9 +148,14 @@ def save_model(
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "metadata": extras,
     }
-    with atomic_directory(path) as tmp:
-        (tmp / WEIGHTS_FILE).write_bytes(weights)
-        (tmp / MODEL_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    if jax.process_index() == 0:  # one writer in a multi-process run: same variables
+        with atomic_directory(path) as tmp:
+            (tmp / WEIGHTS_FILE).write_bytes(weights)
+            (tmp / MODEL_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    if jax.process_count() > 1:  # written before any process goes on to read it
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"jdl.save_model {path}")
     return path
 
 

@@ -19,10 +19,22 @@ Both carry ``signal_name``, ``step``, ``checkpoints`` and ``message`` (see :func
 The first signal puts the previous handlers back, so a second one acts at once as it
 would without ``fit`` (a second Ctrl-C raises ``KeyboardInterrupt`` right there, a second
 SIGTERM kills with the default action). Handlers are installed only in the main thread of a
-single-process run (in a multi-process run each process would stop at its own step and
-wait for its peers: there a signal acts as it always does), never over a signal that is
-ignored or handled outside Python, and the previous ones are restored when ``fit``
-returns or raises.
+single-process run, never over a signal that is ignored or handled outside Python, and the
+previous ones are restored when ``fit`` returns or raises.
+
+In a multi-process run (``jax.distributed``) one process stopping on its own would wait for
+its peers in their next collective. There SIGTERM -- the preemption notice of SLURM,
+Kubernetes and Cloud TPU -- is taken by JAX's preemption service (on by default:
+``jax_enable_preemption_service``), and ``fit`` asks it before every step
+(``jax.experimental.multihost_utils.reached_preemption_sync_point``): once any process
+got the notice, every process stops after the same step, the checkpoints are saved
+together, and each process raises ``SystemExit(143)`` (or returns, with
+``fit(..., on_sigterm="return")``). SIGINT is not synchronised there: it acts as it
+always does.
+
+``fit(..., on_sigterm="return")`` makes a SIGTERM end ``fit`` normally instead, after the
+save, with ``History.stop_reason == "preempted"``: a script then exits 0 and its next run
+resumes with ``resume=True``.
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ import jax
 
 from jdl._core.signals import install_handlers, restore_handlers
 
-__all__ = ["StopOnSignal", "stopped"]
+__all__ = ["PREEMPTED", "StopOnSignal", "stopped"]
 
 
 def stopped(signum: int, step: int, checkpoints: dict[str, int | None]) -> BaseException:
@@ -66,6 +78,17 @@ def stopped(signum: int, step: int, checkpoints: dict[str, int | None]) -> BaseE
     return err
 
 
+#: ``History.stop_reason`` of a run that ``fit(..., on_sigterm="return")`` ended on SIGTERM.
+PREEMPTED = "preempted"
+
+
+def _preemption_service() -> bool:
+    """Whether this multi-process run has JAX's preemption sync manager."""
+    from jax._src import distributed
+
+    return getattr(distributed.global_state, "preemption_sync_manager", None) is not None
+
+
 class StopOnSignal:
     """Context manager: note SIGINT/SIGTERM instead of raising, for the ``with`` block.
 
@@ -76,15 +99,33 @@ class StopOnSignal:
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._synchronised = False
+        self._checked: int | None = None
 
     def __enter__(self) -> StopOnSignal:
         if jax.process_count() > 1:
             # One process stopping on its own would wait for its peers in the next
             # collective (or the checkpoint's barrier) while they train on: a hang instead
-            # of an exit. Until the processes agree on a stop step, leave Python's default.
+            # of an exit. JAX's preemption service makes every process stop at one step.
+            self._synchronised = _preemption_service()
             return self
         self._previous = install_handlers(self._note)  # main thread only, see there
         return self
+
+    def check(self, step: int) -> bool:
+        """Whether to stop before the step after ``step``: a signal was noted or, in a
+        multi-process run, every process has reached the preemption sync point.
+
+        Call it before every step, with the same steps on every process (repeated calls
+        for one step ask the preemption service once).
+        """
+        if self.received is None and self._synchronised and self._checked != step:
+            self._checked = step
+            from jax.experimental import multihost_utils
+
+            if multihost_utils.reached_preemption_sync_point(step):
+                self.received = signal.SIGTERM
+        return self.received is not None
 
     def _note(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:

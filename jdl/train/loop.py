@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,11 +24,13 @@ from jdl import losses as losses_lib
 from jdl.data import as_source
 from jdl.train.callback_base import check_callbacks
 from jdl.train.callbacks import Callback, Checkpoint, Run, TerminateOnNaN
+from jdl.train.compile_cache import enable_compile_cache
 from jdl.train.debug import DebugMonitor, warn_non_finite_loss
 from jdl.train.history import History
-from jdl.train.interrupt import StopOnSignal
+from jdl.train.interrupt import PREEMPTED, StopOnSignal
 from jdl.train.optim import as_optimizer
 from jdl.train.parallel import ParallelStep, parallelize
+from jdl.train.precision import check_precision, with_loss_scaling
 from jdl.train.resume import (
     ResumePoint,
     callback_states,
@@ -89,6 +93,9 @@ def fit(
     resume: bool = False,
     variables: Mapping[str, Any] | None = None,
     debug: bool = False,
+    precision: str = "float32",
+    on_sigterm: str = "exit",
+    compile_cache: str | os.PathLike | None = None,
 ) -> History:
     """Train a model on a dataset; return its :class:`History`.
 
@@ -125,7 +132,8 @@ def fit(
         metrics: metric names/functions; default accuracy for classification losses.
         l1, l2: penalty coefficients (weights only, not biases or BatchNorm).
         log_every: fetch metrics from the device every this many steps (never per step).
-        eval_batch_size: batch size for validation (default ``max(batch_size, 256)``).
+        eval_batch_size: batch size for validation (default ``max(batch_size, 256)``),
+            rounded up to a multiple of the devices (the padding is masked).
         shuffle: reshuffle the training data each epoch.
         resume: continue from the latest checkpoint of the ``Checkpoint`` callback.
         variables: start from these variables (``{"params": ..., "batch_stats": ...}``,
@@ -143,6 +151,22 @@ def fit(
             train. Without it, a NaN/inf epoch loss warns once (naming the first non-finite
             parameter) and training goes on, unless :class:`~jdl.train.callbacks.TerminateOnNaN`
             stops it.
+        precision: ``"float32"`` (the default), ``"bfloat16"`` or ``"float16"``: float32
+            parameters, optimiser state and BatchNorm statistics, the forward and backward
+            passes computed in the lower precision, the loss and metrics in float32
+            (:mod:`jdl.train.precision`). ``"float16"`` adds dynamic loss scaling (a step
+            whose gradients overflow is skipped). bfloat16 pays off where the hardware
+            computes it natively (TPUs, recent GPUs); XLA:CPU emulates it, slower.
+        on_sigterm: what a SIGTERM (a cluster's preemption notice) does once the run has
+            stopped at a step boundary and each ``Checkpoint`` has saved: ``"exit"`` (the
+            default) raises ``SystemExit(143)``, ``"return"`` returns the history with
+            ``stop_reason == "preempted"``, so the script exits 0 and resumes with
+            ``resume=True``. In a multi-process run every process stops after the same step
+            (JAX's preemption service; :mod:`jdl.train.interrupt`).
+        compile_cache: a directory for JAX's persistent compilation cache
+            (:func:`jdl.train.enable_compile_cache`): the compiled steps are written there,
+            and a later process training the same model with the same settings loads them
+            instead of compiling again. One directory per process.
 
     Returns:
         A :class:`History`: per-epoch ``metrics``, the final ``state`` and ``variables``.
@@ -155,15 +179,29 @@ def fit(
             labels outside ``[0, num_outputs)``, targets outside ``[0, 1]`` for
             ``binary_cross_entropy``, shapes that would broadcast) are refused, with the
             range found and the fix (:mod:`jdl.train.data_checks`).
+            Also for a ``compile_cache`` other than the one this process already uses.
         TypeError: for inputs or targets that are not numbers (strings, objects, dates).
         NonFiniteError: with ``debug=True``, at the first step that produced NaN or inf.
         KeyboardInterrupt: on SIGINT (Ctrl-C) while training, after stopping at a step
             boundary and letting each ``Checkpoint`` save that step (resumable exactly);
             ``SystemExit(143)`` likewise on SIGTERM. See :mod:`jdl.train.interrupt`.
+        ValueError: also, under ``strategy="pmap"``, for a model with BatchNorm layers
+            whose ``axis_name`` is not ``"batch"`` (per-device statistics; the layers and
+            the fix are named), before the first step.
+
+    In a multi-process run (``jax.distributed``), a device call that fails while training
+    or validating -- typically because another process died -- ends the process at once
+    with one line on stderr and exit status 75 (``jdl.train._peers.PEER_LOST_EXIT``),
+    instead of a wait for ``jax.distributed``'s heartbeat timeout and an abort.
     """
+    if compile_cache is not None:  # before anything compiles
+        enable_compile_cache(compile_cache)
+    check_precision(precision)
+    if on_sigterm not in ("exit", "return"):
+        raise ValueError(f'on_sigterm must be "exit" or "return"; got {on_sigterm!r}.')
     train = as_source(train, "train")
     validation = None if validation is None else as_source(validation, "validation")
-    optimizer = as_optimizer(optimizer)
+    optimizer = with_loss_scaling(as_optimizer(optimizer), precision)
     check_run_settings("fit", l1=l1, l2=l2, eval_batch_size=eval_batch_size, verbose=verbose)
     check_callbacks(callbacks)
     plan = plan_run(
@@ -179,6 +217,7 @@ def fit(
     if variables is not None:
         state = _start_from(state, variables, optimizer)
     history = History(config=_config(model, batch_size, epochs, steps, loss, metrics, seed, l1, l2))
+    history.config["precision"] = precision
     config = run_config(history.config, model, state.opt_state, shuffle=shuffle)
     if resume:
         point = restore_run(
@@ -186,7 +225,7 @@ def fit(
         )
     else:
         point = ResumePoint(state)
-    train_fn, eval_fn = _steps(loss, metrics, l1, l2, strategy, debug)
+    train_fn, eval_fn = _steps(loss, metrics, l1, l2, strategy, debug, precision)
     monitor = DebugMonitor.for_run(model, point.state, plan) if debug else None
     warn_nan = not debug and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
     runner = EpochRunner(
@@ -224,7 +263,7 @@ def fit(
     with StopOnSignal() as signals:
 
         def stop() -> bool:
-            return run.stop_training or signals.received is not None
+            return run.stop_training or signals.check(runner.step)
 
         for epoch in range(point.epoch, plan.num_epochs):
             if stop():
@@ -257,7 +296,10 @@ def fit(
         # Interrupted: only the checkpoints' end (a save), as with any exception.
         for cb in savers if signals.received is not None else savers + others:
             cb.on_train_end(run)
-        signals.raise_if_received(run.step, [cb.directory for cb in savers])
+        if on_sigterm == "return" and signals.received == signal.SIGTERM:
+            run.stop_reason = PREEMPTED
+        else:
+            signals.raise_if_received(run.step, [cb.directory for cb in savers])
     history.stop_reason = run.stop_reason
     history.state = run.get_state()
     return history
@@ -284,17 +326,19 @@ def _steps(
     l2: float,
     strategy: str | None,
     debug: bool = False,
+    precision: str = "float32",
 ) -> tuple[ParallelStep, ParallelStep]:
     """The compiled training step (counting NaN/inf with ``debug``) and, on the same
-    devices, the evaluation step."""
+    devices, the evaluation step, both computing in ``precision``."""
     loss_fn = losses_lib.get(loss)
-    options = {"debug": True} if debug else {}  # without: the plain step, unchanged
+    mixed = {} if precision == "float32" else {"precision": precision}  # else: the plain step
+    options = {"debug": True, **mixed} if debug else mixed
     train_fn = parallelize(
         functools.partial(train_step, loss_fn=loss_fn, metrics=metrics, l1=l1, l2=l2, **options),
         strategy,
     )
     eval_fn = parallelize(
-        functools.partial(eval_step, loss_fn=loss_fn, metrics=metrics),
+        functools.partial(eval_step, loss_fn=loss_fn, metrics=metrics, **mixed),
         train_fn.strategy,
         donate=False,
         mesh=train_fn.mesh,

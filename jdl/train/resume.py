@@ -16,7 +16,6 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,6 +88,10 @@ def _model_repr(model: Any) -> str:
     return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
 
 
+#: Settings recorded only since a later version, as a checkpoint without them ran.
+SAVED_DEFAULTS: dict[str, Any] = {"precision": "float32"}
+
+
 def run_config(settings: dict[str, Any], model: Any, opt_state: Any, *, shuffle: bool) -> dict:
     """What a resumed run must share with the checkpoint it continues (JSON-serialisable).
 
@@ -125,6 +128,7 @@ def check_config(
     """
     if saved is None:  # a checkpoint written before configurations were recorded
         return
+    saved = {**SAVED_DEFAULTS, **saved}
     keys = [k for k in current if k not in LENGTH_KEYS and saved.get(k) != current[k]]
     was = ", ".join(f"{k}={_short(saved.get(k))}" for k in keys)
     now = ", ".join(f"{k}={_short(current[k])}" for k in keys)
@@ -272,7 +276,7 @@ def restore_run(
         directory, state, extra=_keys(callbacks), require=("history", "epoch")
     )
     if restored is None:
-        why = "does not exist" if not Path(directory).exists() else "holds no checkpoint"
+        why = "does not exist" if not directory.exists() else "holds no checkpoint"
         warnings.warn(
             f"resume=True: the checkpoint directory {directory} {why}; training starts "
             "from scratch.",

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from jdl import losses as losses_lib
 from jdl import metrics as metrics_lib
 from jdl.train.nonfinite import COLLECTION, LayerCounter, debug_metrics, watched_apply
+from jdl.train.precision import compute_dtype, loss_scale, mixed_apply
 from jdl.train.state import TrainState, model_input, model_kwargs
 
 __all__ = ["train_step", "eval_step", "bind_axis_name", "MASK_KEY"]
@@ -88,6 +89,7 @@ def train_step(
     l2: float = 0.0,
     axis_name: str | None = None,
     debug: bool = False,
+    precision: str = "float32",
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimiser update on one batch.
 
@@ -113,6 +115,11 @@ def train_step(
             variable after the update, as the ``"debug/..."`` metrics of
             :mod:`jdl.train.nonfinite` (what ``jdl.fit(debug=True)`` reads). ``False``
             compiles exactly the plain step.
+        precision: ``"float32"``, or ``"bfloat16"`` / ``"float16"`` to compute the forward
+            and backward passes in that dtype with float32 parameters, loss and metrics
+            (:mod:`jdl.train.precision`). With an optimiser wrapped in
+            :func:`jdl.train.dynamic_loss_scale` (what ``fit`` does for float16) the loss is
+            scaled before differentiation.
 
     Returns:
         ``(new_state, metrics)`` where ``metrics`` holds ``"loss"`` (the data loss, without
@@ -133,16 +140,19 @@ def train_step(
         dropout_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name))
     has_bn = bool(state.batch_stats)
     counter = LayerCounter() if debug else None
+    dtype = compute_dtype(precision)
+    scale = loss_scale(state.opt_state)
 
     def objective(params: Any) -> tuple[jax.Array, tuple[jax.Array, Any, Any]]:
         variables = {"params": params}
         if has_bn:
             variables["batch_stats"] = state.batch_stats
-        outputs, updates = watched_apply(
-            counter,
+        outputs, updates = mixed_apply(
             model,
             variables,
             x,
+            dtype,
+            apply=lambda *args, **kwargs: watched_apply(counter, *args, **kwargs),
             **inputs,
             train=True,
             rngs={"dropout": dropout_key},
@@ -156,6 +166,8 @@ def train_step(
             total = total + l2 * losses_lib.l2(params)
         if debug:  # the total loss (with penalties) is checked too
             updates = {**updates, "total": total}
+        if scale is not None:  # float16: the optimiser unscales the gradients
+            total = total * scale
         return total, (data_loss, outputs, updates)
 
     grads, (data_loss, outputs, updates) = jax.grad(objective, has_aux=True)(state.params)
@@ -182,6 +194,7 @@ def eval_step(
     loss_fn: str | Callable[..., jax.Array],
     metrics: Sequence[str | Callable] | None = None,
     axis_name: str | None = None,
+    precision: str = "float32",
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Loss and metrics on one batch, model in evaluation mode; the state is unchanged.
 
@@ -198,6 +211,8 @@ def eval_step(
         metrics: metric names or functions, as in :func:`train_step`; functions must
             accept ``where=``.
         axis_name: the mapped axis under ``pmap``/``shard_map``; sums are added over it.
+        precision: the computation dtype, as in :func:`train_step` (loss and metrics are
+            float32).
 
     Returns:
         ``(state, sums)`` where ``sums`` holds ``"count"``, ``"loss"`` and each metric,
@@ -207,7 +222,10 @@ def eval_step(
     metric_fns = _metric_fns(metrics)
     model = bind_axis_name(state.model, axis_name)
     x, y = model_input(batch), _targets(batch)
-    outputs = model.apply(state.variables, x, **model_kwargs(model, batch), train=False)
+    outputs = mixed_apply(
+        model, state.variables, x, compute_dtype(precision), **model_kwargs(model, batch),
+        train=False,
+    )  # fmt: skip
     where = batch.get(MASK_KEY)
     if where is None:
         where = jnp.ones((jnp.shape(x)[0],), bool)

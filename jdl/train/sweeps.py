@@ -14,7 +14,11 @@ same (``params``: the optimiser's ``momentum`` or ``weight_decay``, the loss's
 ``label_smoothing``, a model field; see :mod:`jdl.train.hparams` for where each goes and
 what cannot be traced). The configurations are the Cartesian product of all the lists.
 All configurations see the same batches in the same order (shuffled with ``data_seed``),
-so differences come from the setting alone. Settings that change shapes (widths, depth,
+so differences come from the setting alone. In one process the sweep runs on one device;
+in a multi-process run (``jax.distributed``) each process reads its part of every global
+batch and the step is data-parallel over the devices of all processes (the ``"sharded"``
+strategy of :func:`jdl.train.parallelize`, as ``fit`` uses it), so every process reports
+the numbers of the one-process sweep. Settings that change shapes (widths, depth,
 batch size) need one run each: :func:`jdl.train.search`.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,9 +38,12 @@ import optax
 
 from jdl import losses as losses_lib
 from jdl.data import as_source
+from jdl.train.compile_cache import enable_compile_cache
 from jdl.train.history import History
 from jdl.train.hparams import Hyper
 from jdl.train.optim import _check_learning_rate
+from jdl.train.parallel import parallelize
+from jdl.train.precision import check_precision, with_loss_scaling
 from jdl.train.results import SweepResult
 from jdl.train.runner import EpochRunner, RunPlan, check_run_settings, default_metrics, plan_run
 from jdl.train.state import TrainState, create_state
@@ -88,6 +96,13 @@ def _best_config(means: Mapping[str, Any]) -> tuple[str, dict[str, float]]:
     return f"best config {best}", {k: float(np.asarray(v)[best]) for k, v in means.items()}
 
 
+def _loss_scaled(
+    factory: Factory, precision: str, lr: Any, h: dict[str, Any]
+) -> optax.GradientTransformation:
+    """``factory(lr, h)``, with dynamic loss scaling for float16 (:func:`with_loss_scaling`)."""
+    return with_loss_scaling(factory(lr, h), precision)
+
+
 def _settings(configs: list[dict[str, float]], hyper: Hyper) -> dict[str, Any]:
     """What varies per configuration inside the program, stacked: ``{"lr", "h": {...}}``."""
 
@@ -107,10 +122,13 @@ def _vmapped(
     metrics: Sequence[str | Callable],
     l1: float,
     l2: float,
+    precision: str = "float32",
 ) -> tuple[Callable[..., Any], Callable[..., Any], dict[str, Any]]:
-    """``(train_all, eval_all, fields)``: the vmapped, compiled training and evaluation
-    steps over K stacked states (called with the stacked :func:`_settings`), and the K
-    initial states' arrays."""
+    """``(train_fn, eval_fn, fields)``: the vmapped training and evaluation steps over K
+    stacked states (the stacked :func:`_settings` compiled in), computing in
+    ``precision``, compiled by :func:`jdl.train.parallelize`, and the K initial states'
+    arrays."""
+    mixed = {} if precision == "float32" else {"precision": precision}
     scales = jnp.asarray([c["init_scale"] for c in configs], jnp.float32)
     keys = jnp.stack([jax.random.PRNGKey(c["seed"]) for c in configs])
     sample = plan.sample
@@ -129,30 +147,48 @@ def _vmapped(
 
         return jax.vmap(one)(keys, settings, scales)
 
-    @functools.partial(jax.jit, donate_argnums=0)
+    settings = _settings(configs, hyper)
+    constants = jax.tree_util.tree_map(np.asarray, settings)  # compiled in, on any device
+
     def train_all(
-        fields: dict[str, Any], settings: dict[str, Any], batch: dict[str, Any]
+        fields: dict[str, Any], batch: dict[str, Any], *, settings: Any, axis_name: None = None
     ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
         def one(f: dict[str, Any], s: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             step = functools.partial(
-                train_step, loss_fn=hyper.loss(loss_fn, s["h"]), metrics=metrics, l1=l1, l2=l2
-            )
+                train_step, loss_fn=hyper.loss(loss_fn, s["h"]), metrics=metrics, l1=l1, l2=l2,
+                **mixed,
+            )  # fmt: skip
             new, out = step(as_state(f, s), batch)
             return new.arrays, out
 
         return jax.vmap(one)(fields, settings)
 
-    @jax.jit
     def eval_all(
-        fields: dict[str, Any], settings: dict[str, Any], batch: dict[str, Any]
-    ) -> dict[str, jax.Array]:
+        fields: dict[str, Any], batch: dict[str, Any], *, settings: Any, axis_name: None = None
+    ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
         def one(f: dict[str, Any], s: dict[str, Any]) -> dict[str, jax.Array]:
             loss_one = hyper.loss(loss_fn, s["h"])
-            return eval_step(as_state(f, s), batch, loss_fn=loss_one, metrics=metrics)[1]
+            return eval_step(as_state(f, s), batch, loss_fn=loss_one, metrics=metrics, **mixed)[1]
 
-        return jax.vmap(one)(fields, settings)
+        return fields, jax.vmap(one)(fields, settings)
 
-    return train_all, eval_all, init_all(keys, _settings(configs, hyper), scales)
+    # One device in one process; across processes data-parallel over all their devices
+    # (each process feeds its part of every global batch, as in ``fit``), so that every
+    # process trains on the whole global batch and reports the same numbers.
+    # The settings (a dict: not hashable) keep these steps out of parallelize's cache of
+    # compiled steps: they are this sweep's alone and go with it.
+    strategy = "sharded" if jax.process_count() > 1 else "jit"
+    train_fn = parallelize(
+        functools.partial(train_all, settings=constants), strategy, updates_state=True
+    )
+    eval_fn = parallelize(
+        functools.partial(eval_all, settings=constants),
+        strategy,
+        donate=False,
+        updates_state=False,
+        mesh=train_fn.mesh,
+    )
+    return train_fn, eval_fn, init_all(keys, settings, scales)
 
 
 def sweep(
@@ -177,6 +213,8 @@ def sweep(
     log_every: int = 50,
     eval_batch_size: int | None = None,
     verbose: int = 1,
+    precision: str = "float32",
+    compile_cache: str | os.PathLike | None = None,
 ) -> SweepResult:
     """Train K configurations of one model at once with ``jax.vmap``.
 
@@ -221,7 +259,8 @@ def sweep(
         data_seed: the seed of the shuffling shared by all configurations.
         shuffle: reshuffle every epoch.
         log_every: fetch metrics from the device every this many steps.
-        eval_batch_size: validation batch size (default ``max(batch_size, 256)``).
+        eval_batch_size: validation batch size (default ``max(batch_size, 256)``),
+            rounded up to a multiple of the devices (the padding is masked).
         verbose: the display of :func:`jdl.fit` (0, 1 or 2: a bar and a line per epoch,
             lines only when ``sys.stderr`` is not a terminal, a line per epoch; see
             :mod:`jdl.train.progress`), showing one configuration: the bar the running
@@ -230,6 +269,10 @@ def sweep(
             validation), NaN ignored, e.g. ``sweep of 4: epoch 2/5  0.8 s  best config 1
             loss 0.3  accuracy 0.9  val_loss 0.35  val_accuracy 0.88``, where ``config 1``
             is ``result.configs[1]`` (``result.histories[1]`` records those values).
+        precision: ``"float32"``, ``"bfloat16"`` or ``"float16"``: the computation dtype
+            of every configuration, as for :func:`jdl.fit` (:mod:`jdl.train.precision`).
+        compile_cache: a directory for JAX's persistent compilation cache, as for
+            :func:`jdl.fit` (:func:`jdl.train.enable_compile_cache`).
 
     Returns:
         A :class:`SweepResult` with ``configs`` (every swept setting named) and one
@@ -249,6 +292,9 @@ def sweep(
         ...     learning_rates=[0.01, 0.1], params={"momentum": [0.0, 0.9]}, epochs=5)
         >>> print(result.table(["loss", "accuracy"]))  # doctest: +SKIP
     """
+    if compile_cache is not None:  # before anything compiles
+        enable_compile_cache(compile_cache)
+    check_precision(precision)
     train = as_source(train, "train")
     validation = None if validation is None else as_source(validation, "validation")
     check_run_settings("sweep", l1=l1, l2=l2, eval_batch_size=eval_batch_size, verbose=verbose)
@@ -266,18 +312,16 @@ def sweep(
     else:
         factory(first_lr, {})  # a bad optimiser fails here, before anything compiles
     metrics = default_metrics(loss) if metrics is None else tuple(metrics)
-    settings = _settings(configs, hyper)
-    train_all, eval_all, init = _vmapped(
-        model, factory, hyper, configs, plan, loss, metrics, l1, l2
+    scaled = functools.partial(_loss_scaled, factory, precision)
+    train_fn, eval_fn, init = _vmapped(
+        model, scaled, hyper, configs, plan, loss, metrics, l1, l2, precision
     )
-    histories = [
-        History(config={**config, "model": type(model).__name__, "batch_size": batch_size})
-        for config in configs
-    ]
+    common = {"model": type(model).__name__, "batch_size": batch_size, "precision": precision}
+    histories = [History(config={**config, **common}) for config in configs]
     val_feed = plan.validation
     runner = EpochRunner(
         plan,
-        lambda fields, batch: train_all(fields, settings, batch),
+        train_fn,
         init,
         seed=data_seed,
         shuffle=shuffle,
@@ -290,11 +334,7 @@ def sweep(
         description = f"sweep of {len(configs)}: epoch {epoch + 1}/{plan.num_epochs}"
         logs = runner.train_epoch(epoch, description=description)
         if val_feed is not None:
-            val = runner.evaluate(
-                lambda f, batch: (f, eval_all(f, settings, batch)),
-                val_feed,
-                eval_batch_size or max(batch_size, 256),
-            )
+            val = runner.evaluate(eval_fn, val_feed, eval_batch_size or max(batch_size, 256))
             logs.update({f"val_{k}": v for k, v in val.items()})
         for i, history in enumerate(histories):
             history.append(epoch + 1, runner.step, {k: float(v[i]) for k, v in logs.items()})
@@ -302,13 +342,13 @@ def sweep(
         if runner.done:
             break
     runner.close()
-    fields = jax.device_get(runner.state)
+    fields = jax.device_get(train_fn.unreplicate(runner.state))
     for i, (config, history) in enumerate(zip(configs, histories, strict=True)):
         one = jax.tree_util.tree_map(lambda a, i=i: jnp.asarray(a[i]), fields)
         h = {k: config[k] for k in hyper.values}
         history.state = TrainState(
             **one,
             model=hyper.model(model, h),
-            tx=factory(config.get("learning_rate", 1.0), h),
+            tx=scaled(config.get("learning_rate", 1.0), h),
         )
     return SweepResult(configs=configs, histories=histories)

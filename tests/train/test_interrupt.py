@@ -124,6 +124,28 @@ def test_sigterm_exits_143_after_saving(tmp_path, uninterrupted):
     _check_resumes_exactly(tmp_path, steps, uninterrupted)
 
 
+def test_on_sigterm_return_ends_fit_normally_with_a_checkpoint_and_resumes_exactly(
+    tmp_path, uninterrupted
+):
+    proc = _start(str(WORKER), str(tmp_path), "1", "return")
+    lines = _lines(proc.stdout)
+    try:
+        assert _next(lines, 120) == "ready 0"
+        time.sleep(random.Random(os.getpid()).uniform(0.0, 1.5))
+        proc.send_signal(signal.SIGTERM)
+        line = _next(lines, PROMPT_S)
+        proc.wait(timeout=PROMPT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read()
+    assert line is not None and line.startswith("preempted 0 "), (line, stderr[-2000:])
+    assert proc.returncode == 0, stderr[-2000:]  # fit returned: the script ends normally
+    _check_resumes_exactly(tmp_path, [int(line.split()[-1])], uninterrupted)
+    with pytest.raises(ValueError, match='on_sigterm must be "exit" or "return"'):
+        interrupt_worker.fit_run(None, on_sigterm="ignore")
+
+
 def test_cli_exits_143_on_sigterm_and_names_the_checkpoint(tmp_path):
     out = tmp_path / "run"
     proc = _start(
