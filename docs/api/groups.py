@@ -15,7 +15,7 @@ from __future__ import annotations
 
 GROUPS: dict[str, list[tuple[str, list[str]]]] = {
     "jdl": [
-        ("Functions", ["fit", "evaluate", "predict"]),
+        ("Functions", ["fit", "evaluate", "predict", "save_model", "load_model"]),
         (
             "Sub-packages",
             ["nn", "losses", "metrics", "data", "train", "analysis", "pretrained"],
@@ -134,8 +134,11 @@ GROUPS: dict[str, list[tuple[str, list[str]]]] = {
                 "averaged_params",
             ],
         ),
+        ("Mixed precision", ["PRECISIONS", "dynamic_loss_scale", "LossScaleState"]),
         ("Sweeps and searches", ["sweep", "search", "SweepResult"]),
+        ("Compilation cache", ["enable_compile_cache", "compile_cache_dir"]),
         ("Callbacks", ["callbacks", "Checkpoint", "BestCheckpoint"]),
+        ("Saving a model for inference", ["save_model", "load_model", "read_model_info"]),
         ("Checkpoints", ["save_state", "restore_state", "latest_step"]),
         (
             "Errors",
@@ -144,6 +147,7 @@ GROUPS: dict[str, list[tuple[str, list[str]]]] = {
                 "CheckpointCorruptError",
                 "CheckpointMismatchError",
                 "ResumeMismatchError",
+                "ModelFileError",
             ],
         ),
     ],
@@ -164,6 +168,7 @@ GROUPS: dict[str, list[tuple[str, list[str]]]] = {
         ),
     ],
     "jdl.analysis": [
+        ("Diagnosis in one call", ["diagnose", "Diagnosis", "Finding", "STAGES"]),
         (
             "Gradient flow",
             [
