@@ -205,3 +205,30 @@ def test_a_sweep_in_lower_precision_equals_each_fit_in_it(precision):
     with pytest.raises(ValueError, match="precision must be one of"):
         jdl.train.sweep(model, (x, y), optimizer="adam", learning_rates=[1e-3], batch_size=60,
                         epochs=1, loss="cross_entropy", precision="int8")  # fmt: skip
+
+
+def test_a_resumed_run_keeps_its_precision(tmp_path):
+    x, y = _digits("test")
+    model = jdl.nn.MLP(widths=(8,), num_outputs=10)
+
+    def run(epochs, precision):
+        return jdl.fit(
+            model, (x, y), batch_size=60, epochs=epochs, loss="cross_entropy",
+            optimizer=("sgd", 0.1), verbose=0, precision=precision, resume=True,
+            callbacks=[jdl.train.Checkpoint(tmp_path / "ck")],
+        )  # fmt: skip
+
+    with pytest.warns(UserWarning, match="does not exist"):
+        run(1, "bfloat16")
+    with pytest.raises(jdl.train.ResumeMismatchError, match="precision='bfloat16'"):
+        run(2, "float32")
+    assert run(2, "bfloat16").epochs == [1, 2]
+
+
+def test_a_checkpoint_from_before_precision_was_recorded_resumes_in_float32():
+    from jdl.train.resume import check_config
+
+    saved = {"batch_size": 60, "seed": 0}  # written before "precision" was recorded
+    check_config(saved, {**saved, "precision": "float32"}, "ck", 8)
+    with pytest.raises(jdl.train.ResumeMismatchError, match="precision='float32'"):
+        check_config(saved, {**saved, "precision": "float16"}, "ck", 8)
