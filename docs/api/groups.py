@@ -119,6 +119,12 @@ GROUPS: dict[str, list[tuple[str, list[str]]]] = {
                 "default_strategy",
                 "data_mesh",
                 "bind_axis_name",
+                "fsdp_mesh",
+                "state_shardings",
+                "shard_state",
+                "fsdp_spec",
+                "per_device_bytes",
+                "FSDP_MIN_SIZE",
             ],
         ),
         (

@@ -2,13 +2,16 @@
 
 The one home of the BatchNorm settings (``bn_momentum``, ``bn_epsilon``, ``bn_axis_name``,
 dtypes) every model forwards to :class:`flax.linen.BatchNorm`, of the bias-free conv and the
-zero-bias classifier of the ResNets, of the image-batch checks of the image models, and of
-the stage loop both ResNets run.
+zero-bias classifier of the ResNets, of the image-batch checks of the image models, of the
+stage loop both ResNets run, and of the dropout masks that do not depend on the device
+(:func:`global_dropout_masks`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -16,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from jdl.nn._checks import check_param_dim, rank_error, to_dtype
 from jdl.nn.init import get_initializer
@@ -35,6 +39,34 @@ def uses_dropout(rate: Any) -> bool:
     return isinstance(rate, jax.Array) or rate > 0
 
 
+#: The RNG collection that holds the dropout key *before* the device index is folded in,
+#: next to ``"dropout"`` (folded, for other layers), under a mapped axis.
+GLOBAL_DROPOUT_RNG = "dropout_global"
+
+_MASK_AXIS: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "jdl_dropout_mask_axis", default=None
+)
+
+
+@contextlib.contextmanager
+def global_dropout_masks(axis_name: str | None) -> Iterator[None]:
+    """While tracing inside, jdl's :class:`Dropout` draws the masks of the global batch.
+
+    Under ``pmap``/``shard_map`` over ``axis_name`` each device holds a contiguous slice of
+    the global batch along the first axis. With this context set and the key of
+    :data:`GLOBAL_DROPOUT_RNG` passed, every device draws the mask of the whole global
+    batch from that (device-independent) key and keeps its own rows: the masks ``jax.jit``
+    draws for the same global batch, bit for bit, at the price of drawing ``devices``
+    times as many random bits (dropout sits on small activations in the jdl models).
+    ``axis_name=None`` changes nothing.
+    """
+    token = _MASK_AXIS.set(axis_name)
+    try:
+        yield
+    finally:
+        _MASK_AXIS.reset(token)
+
+
 class Dropout(nn.Module):
     """Flax's ``Dropout`` (same RNG stream, same mask, same output) with a traceable rate.
 
@@ -42,6 +74,8 @@ class Dropout(nn.Module):
     :func:`jdl.train.sweep` cannot reach it; this layer reads a JAX-array rate inside the
     computation instead (a rate of 0 keeps every unit, 1 zeroes them all, with zero
     gradients). Named ``Dropout_i`` like Flax's, so its ``"dropout"`` keys are the same.
+    Inside :func:`global_dropout_masks` (what ``jdl.train.train_step`` sets under an
+    ``axis_name``) a device's mask is its slice of the global batch's mask.
     """
 
     rate: Any
@@ -62,11 +96,42 @@ class Dropout(nn.Module):
         shape = list(inputs.shape)
         for dim in self.broadcast_dims:
             shape[dim] = 1
-        mask = jax.random.bernoulli(self.make_rng(self.rng_collection), p=keep, shape=shape)
+        mask = self._mask(keep, shape, _mask_sharding(inputs, shape))
         mask = jnp.broadcast_to(mask, inputs.shape)
         if traced:  # keep == 0 drops everything; divide by 1 there so gradients stay finite
             keep = jnp.where(keep > 0, keep, 1.0)
         return jax.lax.select(mask, inputs / keep, jnp.zeros_like(inputs))
+
+    def _mask(self, keep: Any, shape: list[int], sharding: Any) -> jax.Array:
+        """The keep mask of ``shape``: this device's rows of the global mask when asked."""
+        axis = _MASK_AXIS.get()
+        if axis is None or not shape or not self.has_rng(GLOBAL_DROPOUT_RNG):
+            key = self.make_rng(self.rng_collection)
+            return jax.random.bernoulli(key, p=keep, shape=shape, out_sharding=sharding)
+        key = self.make_rng(GLOBAL_DROPOUT_RNG)
+        if 0 in {d % len(shape) for d in self.broadcast_dims}:
+            return jax.random.bernoulli(key, p=keep, shape=shape)  # one row for all examples
+        local = shape[0]
+        devices = jax.lax.axis_size(axis)
+        full = jax.random.bernoulli(key, p=keep, shape=[local * devices, *shape[1:]])
+        start = jax.lax.axis_index(axis) * local
+        return jax.lax.dynamic_slice_in_dim(full, start, local, axis=0)
+
+
+def _mask_sharding(inputs: jax.Array, shape: Sequence[int]) -> NamedSharding | None:
+    """The sharding a mask of ``shape`` needs next to ``inputs`` on an explicit mesh.
+
+    On a mesh with ``Explicit`` axes (``strategy="fsdp"``) ``lax.select`` needs the mask
+    sharded as the inputs (the random bits, and so the mask, do not depend on it); a
+    broadcast dimension is not sharded. ``None`` elsewhere.
+    """
+    sharding = jax.typeof(inputs).sharding
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None or mesh.empty or AxisType.Explicit not in tuple(mesh.axis_types):
+        return None
+    spec = [*sharding.spec, *([None] * (len(shape) - len(sharding.spec)))]
+    spec = (s if n == m else None for s, n, m in zip(spec, shape, inputs.shape, strict=True))
+    return NamedSharding(mesh, PartitionSpec(*spec))
 
 
 #: How BatchNorm may update its running variance (the models' ``bn_running_var``).

@@ -39,6 +39,14 @@ from jdl.train.results import SweepResult
 from jdl.train.resume import ResumeMismatchError
 from jdl.train.runner import default_metrics
 from jdl.train.search import search
+from jdl.train.sharding import (
+    FSDP_MIN_SIZE,
+    fsdp_mesh,
+    fsdp_spec,
+    per_device_bytes,
+    shard_state,
+    state_shardings,
+)
 from jdl.train.state import (
     MODEL_INPUTS,
     TrainState,
@@ -84,6 +92,12 @@ __all__ = [
     "create_state",
     "data_mesh",
     "default_strategy",
+    "FSDP_MIN_SIZE",
+    "fsdp_mesh",
+    "fsdp_spec",
+    "per_device_bytes",
+    "shard_state",
+    "state_shardings",
     "eval_step",
     "learning_rate",
     "make_schedule",

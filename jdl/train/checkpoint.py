@@ -59,15 +59,28 @@ class _Unreadable(Exception):
 
 
 def _saveable(tree: dict[str, Any]) -> dict[str, Any]:
-    """The arrays to hand to Orbax.
+    """The arrays to hand to Orbax: global arrays, which it saves shard by shard, each
+    process writing the shards it holds (one copy of a replicated one), from the devices.
 
-    With several processes every process holds the same (replicated) state, but as
-    arrays on its own devices, which Orbax refuses to save ("host local"); NumPy copies
-    are saved once, by the primary process.
+    With several processes, global arrays (a ``"sharded"`` or ``"fsdp"`` state) are saved
+    as they are. A process-local array (the same value on every process, as the ``"jit"``
+    strategy or ``unreplicate`` leaves it) is one Orbax refuses ("host local"): it becomes
+    a global array replicated over all devices, built from the copies on each process's
+    devices -- device to device, never through a host copy of the state.
     """
     if jax.process_count() == 1:
         return tree
-    return jax.tree_util.tree_map(np.asarray, tree)
+    return jax.tree_util.tree_map(_global, tree)
+
+
+def _global(x: Any) -> Any:
+    """A process-local ``jax.Array`` as a global replicated one; anything else as it is."""
+    if not isinstance(x, jax.Array) or not x.is_fully_addressable:
+        return x
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("replica",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    copies = [jax.device_put(x, device) for device in jax.local_devices()]
+    return jax.make_array_from_single_device_arrays(x.shape, sharding, copies)
 
 
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
@@ -171,7 +184,11 @@ def save_state(
     max_to_keep: int | None = None,
     extra: dict[str, TrainState] | None = None,
 ) -> None:
-    """Save a (plain, unreplicated) state as checkpoint number ``state.step``.
+    """Save a (plain, unreplicated, or sharded) state as checkpoint number ``state.step``.
+
+    Orbax writes global arrays shard by shard from the devices, each process its own
+    shards: a state sharded by ``strategy="fsdp"`` (:func:`jdl.train.shard_state`) is
+    never gathered onto one device or host.
 
     Args:
         directory: the checkpoint directory (one sub-directory per saved step): a local
@@ -232,7 +249,10 @@ def restore_state(
     Args:
         directory: the checkpoint directory.
         like: a state of the same model and optimiser (e.g. a fresh ``create_state``);
-            its model and optimiser are kept, its arrays replaced.
+            its model and optimiser are kept, its arrays replaced. Each array is
+            restored with the sharding of ``like``'s: a plain state restores onto one
+            device, one placed by :func:`jdl.train.shard_state` restores sharded on its
+            mesh -- whatever the mesh (or strategy) the checkpoint was saved from.
         step: which checkpoint (no other is tried); default the latest that can be read.
         extra: names of states saved with ``save_state(..., extra=)`` to restore too
             (into the structure of ``like``); those the checkpoint holds come back in

@@ -255,12 +255,25 @@ def non_finite_leaves(tree: Any) -> dict[str, int]:
     on the host) that holds any, in the tree's order; paths as :func:`jdl._core.tree.leaf_paths`."""
     out = {}
     for path, leaf in leaf_paths(tree).items():
-        value = np.asarray(leaf)
-        if np.issubdtype(value.dtype, np.inexact):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            bad = _count_non_finite_global(leaf)  # sharded over processes: counted on them
+        else:
+            value = np.asarray(leaf)
+            if not np.issubdtype(value.dtype, np.inexact):
+                continue
             bad = int(value.size - np.count_nonzero(np.isfinite(value)))
-            if bad:
-                out[path] = bad
+        if bad:
+            out[path] = bad
     return out
+
+
+def _count_non_finite_global(leaf: jax.Array) -> int:
+    """NaN/inf count of a global array spanning several processes (e.g. an FSDP-sharded
+    parameter), computed where its shards live; every process gets the same count."""
+    if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+        return 0
+    count = jax.jit(lambda a: jnp.sum(~jnp.isfinite(a)))(leaf)
+    return int(count.addressable_data(0))
 
 
 def describe_non_finite(state: Any) -> str:

@@ -17,15 +17,28 @@ Three strategies, one interface (:func:`parallelize`):
     called with ``axis_name="batch"``, so gradients and metrics are averaged with
     ``lax.pmean`` and jdl models synchronise their BatchNorm statistics. The state carries a
     leading device axis.
+``"fsdp"``
+    ``jax.jit`` over a 2-D ``("data", "fsdp")`` mesh (:func:`jdl.train.fsdp_mesh`; default
+    every device on ``"fsdp"``): batches are split over both axes, each large parameter
+    and its optimiser-state leaves are sharded along one axis over ``"fsdp"``, small ones
+    replicated (:mod:`jdl.train.sharding`; user rules with ``rules=``). Each device holds
+    only its slice of the state, and the step keeps every array where it was.
 
-All three give the same parameters, to float tolerance, after the same global batches.
+After the same global batches all four give the same outputs, losses and parameters to
+float tolerance, BatchNorm and jdl's dropout included (under ``"pmap"`` each device draws
+its rows of jit's masks, see :func:`jdl.train.train_step`). A model's own
+``flax.linen.Dropout`` draws other masks under ``"pmap"`` (its key folds in the device
+index), and a bias right before BatchNorm, which gets only rounding noise as gradient,
+drifts differently under Adam. The measured table: docs/howto/multi_device.rst, "What is
+equal across strategies".
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -34,10 +47,11 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jdl._core.memo import BoundedCache, is_hashable
+from jdl.train.sharding import FSDP_MIN_SIZE, _check_divides, _Fsdp, _local_value
 
 __all__ = ["STRATEGIES", "ParallelStep", "data_mesh", "default_strategy", "parallelize"]
 
-STRATEGIES = ("jit", "sharded", "pmap")
+STRATEGIES = ("jit", "sharded", "pmap", "fsdp")
 """The strategy names :func:`parallelize` accepts."""
 
 PMAP_AXIS = "batch"
@@ -52,18 +66,6 @@ def data_mesh(devices: Any = None) -> jax.sharding.Mesh:
     """A one-dimensional mesh named ``"data"`` over ``devices`` (default: all devices)."""
     devices = jax.devices() if devices is None else list(devices)
     return jax.sharding.Mesh(np.array(devices), ("data",))
-
-
-def _local_value(x: Any) -> Any:
-    """``x`` as an array this process can read: a replicated global array's local copy."""
-    if isinstance(x, jax.Array) and not x.is_fully_addressable:
-        if not x.is_fully_replicated:
-            raise ValueError(
-                f"Expected a replicated array (a state of the data-parallel strategies); got "
-                f"one of shape {x.shape} sharded as {x.sharding}."
-            )
-        return x.addressable_data(0)
-    return x
 
 
 def _first_replica(x: Any) -> Any:
@@ -89,16 +91,6 @@ def _returns_state(step: Callable) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
     return bool(getattr(fn, "updates_state", True))
-
-
-def _check_divides(strategy: str, batch: dict[str, Any]) -> None:
-    n_local = jax.local_device_count()
-    size = np.shape(next(iter(batch.values())))[0]
-    if size % n_local:
-        raise ValueError(
-            f"The {strategy!r} strategy splits each batch over {n_local} local devices, so "
-            f"this process's batch size must be a multiple of {n_local}; got {size}."
-        )
 
 
 class _Jit:
@@ -244,9 +236,11 @@ class _Pmap(_Jit):
         self._checked_model = model
 
 
-def _strategy(name: str, mesh: jax.sharding.Mesh | None) -> _Jit:
+def _strategy(name: str, mesh: Any, rules: Any = (), min_size: int = 0) -> _Jit:
     if name == "sharded":
         return _Sharded(mesh)
+    if name == "fsdp":
+        return _Fsdp(mesh, rules, min_size)
     return _Pmap() if name == "pmap" else _Jit()
 
 
@@ -265,9 +259,11 @@ def _step_key(step: Any) -> Any:
     return step
 
 
-def _cache_key(step: Any, strategy: str, mesh: Any, donate: tuple, updates: bool) -> Any:
+def _cache_key(
+    step: Any, strategy: str, mesh: Any, donate: tuple, updates: bool, layout: Any = ()
+) -> Any:
     """The :data:`_COMPILED` key of a step, or ``None`` where a part is not hashable."""
-    key = (_step_key(step), strategy, mesh, donate, updates)
+    key = (_step_key(step), strategy, mesh, donate, updates, layout)
     return key if is_hashable(key) else None
 
 
@@ -281,8 +277,11 @@ class ParallelStep:
     saving or evaluation elsewhere).
 
     Attributes:
-        strategy: ``"jit"``, ``"sharded"`` or ``"pmap"``.
-        mesh: the ``"data"`` mesh for ``"sharded"``, else ``None``.
+        strategy: ``"jit"``, ``"sharded"``, ``"pmap"`` or ``"fsdp"``.
+        mesh: the ``"data"`` mesh for ``"sharded"``, the ``("data", "fsdp")`` mesh for
+            ``"fsdp"``, else ``None``.
+        rules: the ``"fsdp"`` strategy's user sharding rules (else unused).
+        min_size: the ``"fsdp"`` strategy's size threshold (else unused).
         compiled: the underlying jitted/pmapped function (for inspection, e.g. to count
             compilations with ``compiled._cache_size()``).
     """
@@ -295,13 +294,20 @@ class ParallelStep:
         donate: bool,
         updates_state: bool,
         mesh: jax.sharding.Mesh | None,
+        rules: Any = (),
+        min_size: int | None = None,
     ):
-        self._strategy = _strategy(strategy, mesh)
+        min_size = FSDP_MIN_SIZE if min_size is None else min_size
+        rules = tuple(tuple(r) if isinstance(r, list) else r for r in rules)
+        self._strategy = _strategy(strategy, mesh, rules, min_size)
         self.strategy = strategy
         self.mesh = self._strategy.mesh
+        self.rules = rules
+        self.min_size = min_size
         self.updates_state = updates_state
         donate_argnums = (0,) if (donate and updates_state) else ()
-        key = _cache_key(step, strategy, self.mesh, donate_argnums, updates_state)
+        layout = (rules, min_size) if strategy == "fsdp" else ()
+        key = _cache_key(step, strategy, self.mesh, donate_argnums, updates_state, layout)
         compiled = _COMPILED.get(key) if key is not None else None
         if compiled is None:
             fn = step if updates_state else (lambda state, batch, **kw: step(state, batch, **kw)[1])
@@ -311,14 +317,17 @@ class ParallelStep:
         self.compiled = compiled
 
     def put_state(self, state: Any) -> Any:
-        """Place a plain state as this strategy expects (replicated for pmap/sharded)."""
+        """Place a plain state as this strategy expects (replicated for pmap/sharded,
+        sharded by :func:`jdl.train.state_shardings` for fsdp)."""
         return self._strategy.put_state(state)
 
     def unreplicate(self, state: Any) -> Any:
         """A plain state (no device axis) from a state returned by this step.
 
         Its arrays live on this process's devices only, so they can be read
-        (``np.asarray``), saved or evaluated elsewhere in any process.
+        (``np.asarray``), saved or evaluated elsewhere in any process -- except under
+        ``"fsdp"``, whose state stays sharded (global arrays, readable as they are in one
+        process; saved by :func:`jdl.train.save_state` shard by shard in several).
         """
         return self._strategy.unreplicate(state)
 
@@ -350,10 +359,17 @@ class ParallelStep:
         """
         if self.updates_state:
             self._strategy.check_training(state, batch)
-        state = self.put_state(state)
+        placed = getattr(self, "_placed", None)
+        if placed is None or placed() is not state:  # the state it returned is placed
+            state = self.put_state(state)
         out = self.compiled(state, self.put_batch(batch))
         metrics = self._strategy.unreplicate(out[1] if self.updates_state else out)
-        return (out[0] if self.updates_state else state), metrics
+        new_state = out[0] if self.updates_state else state
+        try:  # no per-step placement check (a walk over the state) for the next call
+            self._placed = weakref.ref(new_state)
+        except TypeError:  # a state that cannot be referred to weakly (a dict): checked
+            self._placed = None
+        return new_state, metrics
 
 
 def parallelize(
@@ -363,6 +379,8 @@ def parallelize(
     donate: bool = True,
     updates_state: bool | None = None,
     mesh: jax.sharding.Mesh | None = None,
+    rules: Sequence[tuple[str, PartitionSpec]] = (),
+    min_size: int | None = None,
 ) -> ParallelStep:
     """Compile a step ``(state, batch, *, axis_name=None) -> (state, metrics)`` for devices.
 
@@ -370,7 +388,7 @@ def parallelize(
         step: the step, usually ``functools.partial(jdl.train.train_step, loss_fn=...)``.
             Under ``"pmap"`` it is called with ``axis_name="batch"``, so it must accept
             that keyword (jdl's steps do) and reduce over it.
-        strategy: ``"jit"``, ``"sharded"``, ``"pmap"``, or ``None`` for
+        strategy: ``"jit"``, ``"sharded"``, ``"pmap"``, ``"fsdp"``, or ``None`` for
             :func:`default_strategy`.
         donate: donate the input state's buffers (the default for training).
         updates_state: whether the step returns a new state. ``None`` reads the step's
@@ -378,13 +396,20 @@ def parallelize(
             through; :func:`jdl.train.eval_step` sets it to ``False``); a step that does not update
             the state is compiled to return only its metrics, and the state is passed back
             unchanged without copies.
-        mesh: the ``"data"`` mesh for ``"sharded"`` (default: all devices).
+        mesh: the ``"data"`` mesh for ``"sharded"`` (default: all devices), or the
+            ``("data", "fsdp")`` mesh for ``"fsdp"`` (default :func:`jdl.train.fsdp_mesh`:
+            all devices on ``"fsdp"``).
+        rules: for ``"fsdp"``, ``(regex, PartitionSpec)`` pairs tried first on each state
+            leaf's path (see :mod:`jdl.train.sharding`).
+        min_size: for ``"fsdp"``, arrays with fewer elements are replicated (default
+            :data:`jdl.train.FSDP_MIN_SIZE`).
 
     Returns:
         A :class:`ParallelStep`.
 
     Raises:
-        ValueError: for an unknown strategy name (lists the valid ones).
+        ValueError: for an unknown strategy name (lists the valid ones), or a mesh whose
+            axes do not fit the strategy.
     """
     if strategy is None:
         strategy = default_strategy()
@@ -392,4 +417,7 @@ def parallelize(
         raise ValueError(f"Unknown strategy {strategy!r}; expected one of {list(STRATEGIES)}.")
     if updates_state is None:
         updates_state = _returns_state(step)
-    return ParallelStep(step, strategy, donate=donate, updates_state=updates_state, mesh=mesh)
+    return ParallelStep(
+        step, strategy, donate=donate, updates_state=updates_state, mesh=mesh, rules=rules,
+        min_size=min_size,
+    )  # fmt: skip

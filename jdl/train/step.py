@@ -10,7 +10,11 @@ The steps are plain functions of their arguments. Bind the options with
 
 Inside ``jax.pmap`` / ``shard_map`` pass ``axis_name``: gradients, losses and metrics are
 then averaged over that axis, and models that declare a ``bn_axis_name`` field (every
-jdl model does) compute their BatchNorm statistics over the whole global batch.
+jdl model does) compute their BatchNorm statistics over the whole global batch. jdl's
+dropout layers (those of every jdl model) then draw, on each device, its rows of the mask
+``jax.jit`` draws for the global batch, so all strategies train alike; a model's own
+``flax.linen.Dropout`` layers get a key with the device index folded in instead (masks as
+random, but not jit's).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import jax.numpy as jnp
 
 from jdl import losses as losses_lib
 from jdl import metrics as metrics_lib
+from jdl.nn._layers import GLOBAL_DROPOUT_RNG, global_dropout_masks
 from jdl.train.nonfinite import COLLECTION, LayerCounter, debug_metrics, watched_apply
 from jdl.train.precision import compute_dtype, loss_scale, mixed_apply
 from jdl.train.state import TrainState, model_input, model_kwargs
@@ -109,7 +114,8 @@ def train_step(
         l1: coefficient of the L1 penalty.
         l2: coefficient of the L2 penalty.
         axis_name: the mapped axis under ``pmap``/``shard_map``; gradients, metrics and
-            BatchNorm statistics are then averaged over it.
+            BatchNorm statistics are then averaged over it, and jdl's dropout layers draw
+            the masks of the global batch (``jax.jit``'s).
         debug: also count, on the device, the NaN/inf values of the batch's float fields,
             of every layer's output, of the loss, of every parameter's gradient and of every
             variable after the update, as the ``"debug/..."`` metrics of
@@ -136,8 +142,12 @@ def train_step(
     x, y = model_input(batch), _targets(batch)
     inputs = model_kwargs(model, batch)
     dropout_key = jax.random.fold_in(state.rng, state.step)
-    if axis_name is not None:
-        dropout_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name))
+    rngs = {"dropout": dropout_key}
+    if axis_name is not None:  # jdl's Dropout draws jit's masks; other layers fold the device
+        rngs = {
+            "dropout": jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name)),
+            GLOBAL_DROPOUT_RNG: dropout_key,
+        }
     has_bn = bool(state.batch_stats)
     counter = LayerCounter() if debug else None
     dtype = compute_dtype(precision)
@@ -155,7 +165,7 @@ def train_step(
             apply=lambda *args, **kwargs: watched_apply(counter, *args, **kwargs),
             **inputs,
             train=True,
-            rngs={"dropout": dropout_key},
+            rngs=rngs,
             mutable=["batch_stats"] if has_bn else [],
         )
         data_loss = _check_scalar(loss(outputs, y))
@@ -170,7 +180,8 @@ def train_step(
             total = total * scale
         return total, (data_loss, outputs, updates)
 
-    grads, (data_loss, outputs, updates) = jax.grad(objective, has_aux=True)(state.params)
+    with global_dropout_masks(axis_name):
+        grads, (data_loss, outputs, updates) = jax.grad(objective, has_aux=True)(state.params)
     grads = _pmean(grads, axis_name)
     new_state = state.apply_gradients(grads, batch_stats=updates.get("batch_stats", {}))
     out = {"loss": data_loss}
