@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from jdl._cli.parser import PROG, build_parser
+from jdl._cli.parser import PROG, build_parser, cluster_error
 from jdl._cli.signals import DeferSignals
 
 
@@ -22,7 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 success, 1 training diverged (``diagnose``: a finding of severity
-        error), 2 usage or settings error, 130 / 143 stopped by SIGINT / SIGTERM.
+        error), 2 usage or settings error (``train --distributed``: also no cluster to
+        join), 130 / 143 stopped by SIGINT / SIGTERM, 75 a peer process was lost.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -37,6 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jdl._cli import diagnose  # JAX and jdl are imported here
 
             return diagnose.run(args, signals)
-        from jdl._cli import train  # JAX and jdl are imported here, signals deferred
+        if problem := cluster_error(args):
+            parser.commands["train"].error(problem)  # a usage error: exit status 2
+        from jdl._cli import cluster  # JAX is imported here
+
+        if problem := cluster.join(args):  # before anything else uses JAX
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        from jdl._cli import train  # jdl is imported here, signals deferred
 
         return train.run(args, signals)

@@ -23,8 +23,8 @@ PROG = "python -m jdl"
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
 #: The learning-rate schedules of ``--schedule`` (``jdl.train.optim.SCHEDULES``).
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
-#: The data-parallel strategies of ``--strategy`` (``jdl.train.parallelize``).
-STRATEGIES = ("jit", "sharded", "pmap")
+#: The strategies of ``--strategy`` (``jdl.train.STRATEGIES``; a test keeps them equal).
+STRATEGIES = ("jit", "sharded", "pmap", "fsdp")
 #: The length of a run given neither ``--steps`` nor ``--epochs`` (the MNIST-1D paper's).
 DEFAULT_STEPS = 6000
 #: The computation dtypes of ``--precision`` (``jdl.train.PRECISIONS``).
@@ -147,7 +147,8 @@ def _train_options(train: Parser) -> None:
     )
     _choice(
         train, "--strategy", "strategy", STRATEGIES, None,
-        "data parallelism (default: jit on one device, sharded on several)",
+        "data parallelism, or fsdp: parameters and optimiser state sharded over the devices "
+        "too (default: jit on one device, sharded on several)",
     )  # fmt: skip
     train.add_argument(
         "--seed", type=int, default=0, help="seed of parameters and shuffling (default: 0)"
@@ -198,6 +199,93 @@ def _train_options(train: Parser) -> None:
         "reuse them in later runs, which then start faster (default: $JDL_COMPILE_CACHE, "
         "else none)",
     )
+    _cluster_options(train)
+
+
+def coordinator(value: str) -> str:
+    """An argparse ``type`` for ``--coordinator``: ``HOST:PORT`` with a port in 1..65535.
+
+    Args:
+        value: the option's value.
+
+    Returns:
+        ``value`` unchanged, or :class:`argparse.ArgumentTypeError` naming what was expected
+        and what was given.
+    """
+    host, _, port = value.rpartition(":")
+    if host and port.isdigit() and 0 < int(port) < 65536:
+        return value
+    raise argparse.ArgumentTypeError(
+        f"expected HOST:PORT with a port in 1..65535 (e.g. 10.0.0.1:1234); got {value!r}"
+    )
+
+
+def _cluster_options(train: Parser) -> None:
+    """The options of ``python -m jdl train`` for several processes (``jax.distributed``)."""
+    cluster = train.add_argument_group(
+        "several processes (jax.distributed)",
+        "Every process of the job runs the same command; they train as one data-parallel "
+        "run over all their devices, in one run directory that process 0 names and writes "
+        "(checkpoints are written by every process: the directory must be on storage they "
+        "all see).",
+    )
+    cluster.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join the other processes with jax.distributed.initialize() before anything "
+        "else; it detects SLURM, Open MPI, Kubernetes and Cloud TPU jobs by itself, or takes "
+        "--coordinator, --num-processes and --process-id (default: one process)",
+    )
+    cluster.add_argument(
+        "--coordinator",
+        type=coordinator,
+        default=None,
+        metavar="HOST:PORT",
+        help="with --distributed: the address of process 0, where the others connect "
+        "(default: detected from the cluster)",
+    )
+    cluster.add_argument(
+        "--num-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --distributed: the number of processes (default: detected)",
+    )
+    cluster.add_argument(
+        "--process-id",
+        type=int,
+        default=None,
+        metavar="I",
+        help="with --distributed: this process's index, 0 to N-1 (default: detected)",
+    )
+
+
+def cluster_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the cluster options of parsed ``train`` arguments, if anything.
+
+    Args:
+        args: the parsed ``python -m jdl train`` arguments.
+
+    Returns:
+        The message (``None`` when they are consistent).
+    """
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("coordinator", "num_processes", "process_id")
+        if getattr(args, name) is not None
+    ]
+    if given and not args.distributed:
+        return (
+            f"{_either(given)} given without --distributed (they set up jax.distributed); "
+            "add --distributed."
+        )
+    n, i = args.num_processes, args.process_id
+    if n is not None and n < 1:
+        return f"--num-processes must be a positive integer; got {n}."
+    if i is not None and (i < 0 or (n is not None and i >= n)):
+        upper = f"{n - 1}" if n is not None else "N-1"
+        return f"--process-id must be in 0..{upper}; got {i}."
+    return None
 
 
 def _choice(

@@ -16,6 +16,10 @@
                          jdl.load_model), unless training diverged
         checkpoints/     the TrainState (Orbax), resumable with --resume
 
+In a multi-process run (``--distributed``) every process uses the directory process 0
+named, and only process 0 writes these files; the checkpoints are written by all of them
+(Orbax: each its part), so the directory must be on storage every process sees.
+
 Every file is written atomically (a temporary file renamed into place), so an interrupted
 or crashed run leaves each of them whole or absent.
 """
@@ -75,11 +79,15 @@ class RunDirectory:
     Args:
         path: the directory.
         resume: whether the run continues the one in ``path`` (its history.json is kept).
+        writes: whether this process writes the files (in a multi-process run only process
+            0 does: for the others :meth:`create`, :meth:`write_config`,
+            :meth:`remove_if_untouched` and :meth:`write_plot` do nothing).
     """
 
-    def __init__(self, path: Path, *, resume: bool) -> None:
+    def __init__(self, path: Path, *, resume: bool, writes: bool = True) -> None:
         self.path = Path(path)
         self.resume = resume
+        self.writes = writes
         self._created = False
 
     @property
@@ -93,6 +101,8 @@ class RunDirectory:
         A resumed run keeps the run's own files until it has trained (``fit`` may still
         refuse its settings); :meth:`write_config` then writes the new config.
         """
+        if not self.writes:
+            return
         self._created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         if not (self.resume and (self.path / CONFIG).exists()):
@@ -102,6 +112,8 @@ class RunDirectory:
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Write config.json (atomically)."""
+        if not self.writes:
+            return
         write_json(self.path / CONFIG, config)
 
     def remove_if_untouched(self) -> None:
@@ -110,7 +122,9 @@ class RunDirectory:
         For a run refused by :func:`jdl.fit` before its first step: no empty directory is
         left behind to block the next ``--out``.
         """
-        if not self._created or jdl.train.latest_step(self.checkpoints) is not None:
+        if not (self.writes and self._created):
+            return
+        if jdl.train.latest_step(self.checkpoints) is not None:
             return
         shutil.rmtree(self.path, ignore_errors=True)
 
@@ -141,6 +155,8 @@ class RunDirectory:
 
     def write_plot(self, history: Any, title: str, name: str = "history.png") -> None:
         """Write the loss and accuracy curves of ``history`` (atomically)."""
+        if not self.writes:
+            return
         import matplotlib
 
         matplotlib.use("Agg")

@@ -23,6 +23,7 @@ from typing import Any
 import jax
 
 import jdl
+from jdl._cli import cluster
 from jdl._cli.models import build_model
 from jdl._cli.parser import DEFAULT_STEPS
 from jdl._cli.rundir import (
@@ -38,8 +39,14 @@ from jdl._cli.signals import DeferSignals, Stopped, exit_status
 from jdl.train.callbacks import Callback
 
 
+def _say(*values: Any, **kwargs: Any) -> None:
+    """``print`` on process 0 only (every process runs the command; one speaks)."""
+    if cluster.is_primary():
+        print(*values, **kwargs)
+
+
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    _say(f"error: {message}", file=sys.stderr)
     return 2
 
 
@@ -140,8 +147,15 @@ def _config(args: argparse.Namespace, model: Any, loss: str, steps: int | None, 
         "jdl_version": jdl.__version__,
         "jax_version": jax.__version__,
         "python": platform.python_version(),
+        "processes": jax.process_count(),
         "devices": [str(d) for d in jax.devices()],
     }
+
+
+def _total(args: argparse.Namespace, plan: tuple[Any, ...]) -> int:
+    """The steps the run trains for in all (``--steps``, or ``--epochs`` full epochs)."""
+    train, steps = plan[1], plan[6]
+    return steps or args.epochs * (len(train) // args.batch_size)
 
 
 def _schedule_change(config_path: Path, args: argparse.Namespace, total: int) -> str | None:
@@ -189,39 +203,24 @@ class TrainCommand:
 
     def _run(self) -> int:
         args = self.args
-        if problem := _settings_error(args):
-            return _fail(problem)
-        try:
-            info, train, validation, test = _load_data(args)
-        except Exception as err:  # unknown/unprepared dataset: the data layer's message says why
-            return _fail(str(err))
-        if args.batch_size > len(train):
-            return _fail(
-                f"--batch-size {args.batch_size} is larger than the training set: "
-                f"{args.dataset} has {plural(len(train), 'training example')}"
-                f"{_held_out(validation)}. Choose --batch-size {len(train)} or less."
-            )
-        classification = info.num_classes is not None
-        num_outputs = info.num_classes if classification else int(math.prod(info.y_shape) or 1)
-        try:
-            model = build_model(args.model, info.x_shape, num_outputs)
-        except ValueError as err:
-            return _fail(str(err))
-        loss = "cross_entropy" if classification else "mse"
-        steps = args.steps if args.steps is not None or args.epochs is not None else DEFAULT_STEPS
+        problem, plan = self._plan()
+        # One run directory for all processes: process 0's name (its clock) is everyone's.
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path(args.out or f"runs/{args.dataset}-{args.model}-{stamp}")
-        if problem := _directory_error(args, out):
+        out = Path(cluster.gather_text(args.out or f"runs/{args.dataset}-{args.model}-{stamp}")[0])
+        if problem is None:  # every process checks before process 0 creates anything
+            problem = _directory_error(args, out)
+        if problem is None and args.resume:
+            problem = _schedule_change(out / CONFIG, args, _total(args, plan))
+        if problem := cluster.agree(problem):  # one refuses: all do, none waits for it
             return _fail(problem)
-        steps_per_epoch = len(train) // args.batch_size
-        total = steps or args.epochs * steps_per_epoch
-        if args.resume and (problem := _schedule_change(out / CONFIG, args, total)):
-            return _fail(problem)
+        info, train, validation, test, model, loss, steps = plan
+        total = _total(args, plan)
+        classification = info.num_classes is not None
         config = _config(args, model, loss, steps, total)
-        self.rundir = RunDirectory(out, resume=args.resume)
+        self.rundir = RunDirectory(out, resume=args.resume, writes=cluster.is_primary())
         self.rundir.create(config)
         length = plural(args.epochs, "epoch") if args.epochs else plural(steps, "step")
-        print(
+        _say(
             f"Training {args.model} on {args.dataset} ({plural(len(train), 'example')}"
             f"{_held_out(validation)}) with "
             f"{args.optimizer} lr={args.lr:g}, batch {args.batch_size}, {length}; "
@@ -229,14 +228,40 @@ class TrainCommand:
             flush=True,
         )
         if not args.quiet and args.verbose:
-            print(jdl.nn.summary(model, (1, *info.x_shape)), flush=True)
+            _say(jdl.nn.summary(model, (1, *info.x_shape)), flush=True)
         self.signals.check("before training")
-        epochs_planned = args.epochs or math.ceil(steps / steps_per_epoch)
+        epochs_planned = args.epochs or math.ceil(steps / (len(train) // args.batch_size))
         history = self._fit(model, train, validation, loss, steps, total, epochs_planned)
         if isinstance(history, int):
             return history
         config["parameters"] = jdl.nn.count_params(history.variables["params"])
         return self._finish(history, config, model, test, loss, classification)
+
+    def _plan(self) -> tuple[str | None, Any]:
+        """Check the settings against the dataset; ``(problem, None)`` or ``(None, plan)``,
+        the plan being ``(info, train, validation, test, model, loss, steps)``."""
+        args = self.args
+        if problem := _settings_error(args):
+            return problem, None
+        try:
+            info, train, validation, test = _load_data(args)
+        except Exception as err:  # unknown/unprepared dataset: the data layer's message says why
+            return str(err), None
+        if args.batch_size > len(train):
+            return (
+                f"--batch-size {args.batch_size} is larger than the training set: "
+                f"{args.dataset} has {plural(len(train), 'training example')}"
+                f"{_held_out(validation)}. Choose --batch-size {len(train)} or less."
+            ), None
+        classification = info.num_classes is not None
+        num_outputs = info.num_classes if classification else int(math.prod(info.y_shape) or 1)
+        try:
+            model = build_model(args.model, info.x_shape, num_outputs)
+        except ValueError as err:
+            return str(err), None
+        loss = "cross_entropy" if classification else "mse"
+        steps = args.steps if args.steps is not None or args.epochs is not None else DEFAULT_STEPS
+        return None, (info, train, validation, test, model, loss, steps)
 
     def _fit(self, model, train, validation, loss, steps, total, epochs_planned) -> Any:
         """Run :func:`jdl.fit`; the history, or the exit status of a stopped or refused run."""
@@ -247,7 +272,7 @@ class TrainCommand:
         callbacks = [
             _SafePoint(self.signals),
             jdl.train.callbacks.TerminateOnNaN(),
-            HistoryWriter(rundir.path / HISTORY),
+            *([HistoryWriter(rundir.path / HISTORY)] if rundir.writes else []),
             jdl.train.Checkpoint(
                 rundir.checkpoints, every=args.checkpoint_every or epochs_planned, max_to_keep=1
             ),
@@ -261,7 +286,7 @@ class TrainCommand:
                 compile_cache=_compile_cache(args), precision=args.precision,
             )  # fmt: skip
         except jdl.train.NonFiniteError as err:  # --debug found where training diverged
-            print(f"error: training diverged: {err}", file=sys.stderr)
+            _say(f"error: training diverged: {err}", file=sys.stderr)
             return 1
         except (ValueError, TypeError) as err:  # refused before its first step
             if not args.resume:
@@ -272,7 +297,7 @@ class TrainCommand:
             if not hasattr(err, "checkpoints"):  # not fit's stop on a signal: as it is
                 raise
             # fit stopped at a step boundary and saved: one line, the signal's status.
-            print(
+            _say(
                 f"{err.message}; {rundir.path} holds {rundir.holds()}; continue with --resume "
                 f"--out {rundir.path}",
                 file=sys.stderr,
@@ -286,15 +311,16 @@ class TrainCommand:
         the files; the exit status."""
         args, rundir, out = self.args, self.rundir, self.rundir.path
         rundir.write_config(config)
-        history.to_json(out / HISTORY)
-        history.to_csv(out / "history.csv")
+        if rundir.writes:
+            history.to_json(out / HISTORY)
+            history.to_csv(out / "history.csv")
         at = f"after training (step {history.steps[-1]})"
         self.signals.check(at)
         results: dict[str, Any] = {"epochs": history.epochs[-1], "steps": history.steps[-1]}
         if classification and "val_accuracy" in history.metrics:
             best_epoch, best = history.best("val_accuracy")
             results.update(best_epoch=best_epoch, best_val_accuracy=best)
-            print(
+            _say(
                 f"validation accuracy: {100 * history.metrics['val_accuracy'][-1]:.2f}% "
                 f"(best {100 * best:.2f}% at epoch {best_epoch})",
                 flush=True,
@@ -305,27 +331,29 @@ class TrainCommand:
             )
             results["test"] = final
             if classification:
-                print(
+                _say(
                     f"test accuracy (final model): {100 * final['accuracy']:.2f}%; "
                     f"test loss {final['loss']:.4f}",
                     flush=True,
                 )
             else:
-                print(f"test loss ({loss}): {final['loss']:.5g}", flush=True)
-        write_json(out / "results.json", results)
+                _say(f"test loss ({loss}): {final['loss']:.5g}", flush=True)
+        if rundir.writes:
+            write_json(out / "results.json", results)
         self.signals.check(f"{at}, while evaluating")
         finite = all(math.isfinite(v) for v in history.metrics.get("loss", ()))
         if finite:  # as for the checkpoints, non-finite parameters are never saved
             metadata = {"dataset": args.dataset, "model": args.model, "steps": results["steps"]}
-            jdl.save_model(out / MODEL, model, history.variables, metadata=metadata,
-                           overwrite=True)  # fmt: skip
+            jdl.save_model(
+                out / MODEL, model, history.variables, metadata=metadata, overwrite=True
+            )  # fmt: skip  (process 0 writes; all call it)
             self.signals.check(f"{at}, while saving the model")
         rundir.write_plot(history, f"{args.model} on {args.dataset}")
         self.signals.check(f"{at}, while writing history.png")
-        print(f"wrote {out}/: {rundir.holds()}")
+        _say(f"wrote {out}/: {rundir.holds()}")
         if not finite:
             return _diverged(history, rundir.checkpoints)
-        print(f"final model saved in {out / MODEL}/: jdl.load_model({str(out / MODEL)!r})")
+        _say(f"final model saved in {out / MODEL}/: jdl.load_model({str(out / MODEL)!r})")
         return 0
 
 
@@ -334,7 +362,7 @@ def _diverged(history: Any, ckpt_dir: Path) -> int:
     why = history.stop_reason or "the training loss is NaN or infinite"
     latest = jdl.train.latest_step(ckpt_dir)
     kept = f"the last checkpoint is step {latest}" if latest is not None else "no checkpoint"
-    print(
+    _say(
         f"error: training diverged: {why}; {kept} (non-finite parameters are never saved). "
         "Try a lower --lr.",
         file=sys.stderr,

@@ -13,6 +13,10 @@
   Jupyter notebook the bar is tqdm's widget.
 * ``2``: only the line per epoch, no bar.
 
+In a multi-process run (``jax.distributed``) only process 0 shows anything: on every other
+process any ``verbose`` is ``0``, so a job's log gets one bar and one line per epoch, not
+one per process (the metrics are global, the same on every process).
+
 The display writes to ``sys.stderr`` (as tqdm does; in a notebook to ``sys.stdout``, as
 Keras does), looked up when training starts. The running means come from the metrics
 fetched every ``log_every`` steps (no extra host synchronisation); the epoch line shows
@@ -34,6 +38,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
+import jax
 import numpy as np
 from tqdm.auto import tqdm
 from tqdm.autonotebook import tqdm as _notebook_tqdm
@@ -111,7 +116,8 @@ class Progress:
     """The display of one run (see the module's description for what each mode shows).
 
     Args:
-        verbose: 0, 1 or 2 (checked with :func:`check_verbose`).
+        verbose: 0, 1 or 2 (checked with :func:`check_verbose`); taken as 0 on processes
+            other than process 0 of a multi-process run.
         total_steps: the steps the run trains for (the bar's length).
         initial_step: the step it starts at (non-zero when resuming).
         summary: what is shown of a set of metric means (default: every metric as it is,
@@ -125,7 +131,7 @@ class Progress:
         initial_step: int = 0,
         summary: Summary | None = None,
     ) -> None:
-        verbose = check_verbose("Progress", verbose)
+        verbose = check_verbose("Progress", verbose) if jax.process_index() == 0 else 0
         self.file: TextIO = sys.stdout if _IN_NOTEBOOK else sys.stderr
         self.summary = summary or _as_is
         self.lines = verbose >= 1 and self.file is not None  # None: pythonw, no console
