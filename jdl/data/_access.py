@@ -135,6 +135,69 @@ def read_batch(source: Sequence[Any], indices: Sequence[int]) -> dict[str, np.nd
     return _stack_examples(read_examples(source, keys))
 
 
+_ALIGN = 64
+"""The byte alignment of the arrays :func:`read_all` allocates: JAX's CPU backend uses
+arrays so aligned in place (``jax.device_put(..., may_alias=True)``) instead of copying."""
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised array whose data start on a multiple of :data:`_ALIGN` bytes."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buffer = np.empty(nbytes + _ALIGN, np.uint8)
+    start = -buffer.ctypes.data % _ALIGN
+    return buffer[start : start + nbytes].view(dtype).reshape(shape)
+
+
+_CHUNK_BYTES = 16 << 20
+"""At most about how many bytes of examples :func:`read_all` reads per call into a source."""
+
+_CHUNK_EXAMPLES = 8192
+"""At most how many examples :func:`read_all` reads per call (a source that returns a list
+of example dicts holds far more than their data while the chunk is stacked)."""
+
+
+def read_all(source: Sequence[Any], first: int = 256) -> dict[str, np.ndarray]:
+    """Every example of a non-empty ``source``, in order, stacked: ``{key: (n, ...)}``.
+
+    Reads in chunks of at most ``_CHUNK_EXAMPLES`` examples and ``_CHUNK_BYTES`` through
+    :func:`read_batch` (one ``get_batch`` or ``__getitems__`` call per chunk, never one call
+    per example where the source reads batches) into arrays allocated once from the first
+    chunk (``first`` examples), so the peak memory is the result plus one chunk, not a list
+    of examples and a stacked copy of it. The arrays are aligned to :data:`_ALIGN` bytes.
+
+    Raises:
+        ValueError: if a later chunk's examples have other shapes or keys than the first
+            chunk's (which key, and both shapes).
+    """
+    n = len(source)
+    head = read_batch(source, np.arange(min(first, n)))
+    out = {k: _aligned_empty((n, *v.shape[1:]), v.dtype) for k, v in head.items()}
+    per_example = max(sum(v[:1].nbytes for v in head.values()), 1)
+    chunk = max(1, min(_CHUNK_EXAMPLES, _CHUNK_BYTES // per_example))
+    start = 0
+    while start < n:
+        part = head if start == 0 else read_batch(source, np.arange(start, min(start + chunk, n)))
+        if part.keys() != out.keys():
+            raise ValueError(
+                f"examples {start}.. have keys {sorted(part)}, example 0 has {sorted(out)}"
+            )
+        stop = start + len(part[next(iter(part))])
+        for k, v in part.items():
+            if v.shape[1:] != out[k].shape[1:]:
+                raise ValueError(
+                    f"cannot stack {k!r}: examples {start}..{stop - 1} have shape "
+                    f"{v.shape[1:]}, example 0 has {out[k].shape[1:]}"
+                )
+            if not np.can_cast(v.dtype, out[k].dtype, "safe"):
+                wider = _aligned_empty(out[k].shape, np.result_type(out[k].dtype, v.dtype))
+                wider[:start] = out[k][:start]
+                out[k] = wider
+            out[k][start:stop] = v
+        start = stop
+    return out
+
+
 def check_index(index: Any, length: int, what: str) -> int:
     """A single index, checked against ``length`` and made non-negative.
 

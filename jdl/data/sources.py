@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jdl.data._access import check_index, check_indices, check_source, read_batch, read_examples
+from jdl.data._access import (
+    check_index,
+    check_indices,
+    check_source,
+    read_all,
+    read_examples,
+)
 from jdl.data.errors import UnknownSplitError
 from jdl.data.stacking import _stack_examples, empty_batch
 
@@ -24,6 +30,22 @@ def _as_numpy(value: Any, dtype: np.dtype) -> np.ndarray:
     if dtype.kind in "biufc":
         return np.asarray(value, dtype=dtype)
     return np.asarray(value)
+
+
+class _Decoded:
+    """A :class:`SupervisedSource`'s wrapped examples, decoded (what it reads into memory)."""
+
+    def __init__(self, source: SupervisedSource) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source.source)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return self.source._read([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
+        return self.source._read(list(indices))
 
 
 class SupervisedSource:
@@ -85,7 +107,7 @@ class SupervisedSource:
             shapes = {"x": self.info.x_shape, "y": self.info.y_shape}
             dtypes = {"x": self.info.x_dtype, "y": self.info.y_dtype}
             return {k: np.empty((0, *(d or 0 for d in shapes[k])), dtypes[k]) for k in ("x", "y")}
-        return _stack_examples(self._read(list(range(n))))
+        return read_all(_Decoded(self))
 
     def _index(self, index: Any) -> int:
         return check_index(index, len(self), f"{self.name!r}/{self.split}")
@@ -293,6 +315,10 @@ def load(
 def as_arrays(source: Sequence[Any]) -> dict[str, np.ndarray]:
     """Reads a whole (small) source into arrays, in order.
 
+    The source is read in chunks of examples (one ``get_batch`` or ``__getitems__`` call
+    each, where it has them) into arrays allocated once, so reading takes about the
+    memory of the result, not a list of examples and a stacked copy of it.
+
     Args:
         source: A random-access source of dict examples, e.g. from :func:`load`.
 
@@ -314,4 +340,4 @@ def as_arrays(source: Sequence[Any]) -> dict[str, np.ndarray]:
     n = len(source)
     if n == 0:
         raise ValueError(f"cannot convert an empty source to arrays: {source!r}")
-    return read_batch(source, range(n))
+    return read_all(source)

@@ -26,6 +26,7 @@ from jdl.train.callback_base import check_callbacks
 from jdl.train.callbacks import Callback, Checkpoint, Run, TerminateOnNaN
 from jdl.train.compile_cache import enable_compile_cache
 from jdl.train.debug import DebugMonitor, warn_non_finite_loss
+from jdl.train.feed import _check_data_on_device
 from jdl.train.history import History
 from jdl.train.interrupt import PREEMPTED, StopOnSignal
 from jdl.train.optim import as_optimizer
@@ -96,6 +97,7 @@ def fit(
     precision: str = "float32",
     on_sigterm: str = "exit",
     compile_cache: str | os.PathLike | None = None,
+    data_on_device: bool | None = None,
 ) -> History:
     """Train a model on a dataset; return its :class:`History`.
 
@@ -116,7 +118,9 @@ def fit(
         validation: a data source (or ``(x, y)`` tuple of arrays) evaluated (exactly,
             every example once) after each epoch; its numbers are recorded as ``val_<name>``.
         callbacks: :class:`jdl.train.callbacks.Callback` objects.
-        strategy: ``"jit"``, ``"sharded"``, ``"pmap"``; default by device count.
+        strategy: ``"jit"``, ``"sharded"``, ``"pmap"`` or ``"fsdp"`` (parameters and
+            optimiser state sharded over a ``("data", "fsdp")`` mesh of all devices, see
+            :func:`jdl.train.parallelize`); default by device count.
         seed: the seed of the parameters, dropout and shuffling.
         verbose: 0 is silent. 1 (the default) shows a tqdm progress bar whose postfix is
             the running mean over the epoch so far of the loss and each metric, and prints
@@ -127,7 +131,8 @@ def fit(
             0.9``; the bar is cleared at the end, leaving the lines. When ``sys.stderr``
             (where it writes, as tqdm does) is not a terminal -- piped to a file, a CI log
             -- it writes no carriage-return updates and behaves as 2. 2 prints only the
-            line per epoch. ``False`` / ``True`` are 0 / 1; anything else is refused. See
+            line per epoch. ``False`` / ``True`` are 0 / 1; anything else is refused. In
+            a multi-process run only process 0 shows anything (on the others it is 0). See
             :mod:`jdl.train.progress`.
         metrics: metric names/functions; default accuracy for classification losses.
         l1, l2: penalty coefficients (weights only, not biases or BatchNorm).
@@ -167,6 +172,18 @@ def fit(
             (:func:`jdl.train.enable_compile_cache`): the compiled steps are written there,
             and a later process training the same model with the same settings loads them
             instead of compiling again. One directory per process.
+        data_on_device: hold the training data on the devices and gather each batch there
+            (no host-to-device copy per step; each epoch sends only its order of indices,
+            the same batches as from the host, so the same results). ``None`` (the
+            default) does so for a source held in memory (``(x, y)`` arrays,
+            :func:`jdl.data.from_arrays`, a small or ``in_memory`` dataset) under the
+            ``"jit"`` or ``"sharded"`` strategy in one process when the data take at most
+            2 GiB per device and at most a quarter of a device's memory where the device
+            reports it; otherwise batches come from the host. ``True`` places the data
+            whatever their size, ``False`` never. The data are replicated on every
+            device of the strategy. On CPU the devices' memory is the host's: arrays
+            aligned to 64 bytes (those jdl reads into memory) are used in place, others
+            are copied once.
 
     Returns:
         A :class:`History`: per-epoch ``metrics``, the final ``state`` and ``variables``.
@@ -179,7 +196,10 @@ def fit(
             labels outside ``[0, num_outputs)``, targets outside ``[0, 1]`` for
             ``binary_cross_entropy``, shapes that would broadcast) are refused, with the
             range found and the fix (:mod:`jdl.train.data_checks`).
-            Also for a ``compile_cache`` other than the one this process already uses.
+            Also for a ``compile_cache`` other than the one this process already uses,
+            and for ``data_on_device=True`` with a streamed source, ``strategy="pmap"``
+            or ``"fsdp"``, or several processes (or a ``data_on_device`` that is not
+            ``None``, ``True`` or ``False``).
         TypeError: for inputs or targets that are not numbers (strings, objects, dates).
         NonFiniteError: with ``debug=True``, at the first step that produced NaN or inf.
         KeyboardInterrupt: on SIGINT (Ctrl-C) while training, after stopping at a step
@@ -197,6 +217,7 @@ def fit(
     if compile_cache is not None:  # before anything compiles
         enable_compile_cache(compile_cache)
     check_precision(precision)
+    _check_data_on_device(data_on_device)
     if on_sigterm not in ("exit", "return"):
         raise ValueError(f'on_sigterm must be "exit" or "return"; got {on_sigterm!r}.')
     train = as_source(train, "train")
@@ -230,7 +251,7 @@ def fit(
     warn_nan = not debug and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
     runner = EpochRunner(
         plan, train_fn, point.state, seed=seed, shuffle=shuffle, log_every=log_every,
-        verbose=verbose,
+        verbose=verbose, data_on_device=data_on_device,
     )  # fmt: skip
     runner.metrics.carry(*point.sums)
     run = Run(

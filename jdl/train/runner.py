@@ -2,7 +2,8 @@
 
 Both check their settings and data the same way (:func:`plan_run`), train epoch by epoch
 on ``jdl.train.feed._epoch_batches`` with a compiled step, keep the per-step metrics
-on the device and fetch them together every ``log_every`` steps (:class:`MetricBuffer`),
+on the device and fetch them together every ``log_every`` steps
+(``jdl.train._metric_rows.MetricBuffer``),
 and evaluate exactly on ``jdl.train.feed._eval_batches`` (:func:`evaluate_sums`).
 :class:`EpochRunner` is that loop; what differs -- callbacks and checkpoints in ``fit``,
 K stacked configurations in ``sweep`` -- stays with the callers.
@@ -26,9 +27,10 @@ import numpy as np
 from jdl import losses as losses_lib
 from jdl._core.checks import is_int, is_number
 from jdl.data._access import check_supervised
+from jdl.train._metric_rows import MetricBuffer, row_writer
 from jdl.train._peers import exit_if_peer_lost
 from jdl.train.data_checks import check_data
-from jdl.train.feed import _ArrayFeed, _epoch_batches, _eval_batches, _make_feed
+from jdl.train.feed import _ArrayFeed, _epoch_batches, _eval_batches, _make_feed, _on_device
 from jdl.train.progress import Progress, Summary, check_verbose
 
 __all__ = ["default_metrics"]
@@ -168,95 +170,6 @@ def plan_run(
     return RunPlan(feed, batch_size, steps_per_epoch, total_steps, num_epochs, sample, val_feed)
 
 
-def fetch(pending: list[Metrics]) -> dict[str, np.ndarray]:
-    """Per-step metrics copied to the host together and stacked there (axis 0: steps).
-
-    ``jax.device_get`` starts every copy before waiting for any; stacking on the device
-    instead would dispatch one operation per step and metric (slower on CPU).
-    """
-    host = jax.device_get(pending)
-    return {k: np.stack([np.asarray(m[k]) for m in host]) for k in host[0]}
-
-
-class MetricBuffer:
-    """Per-step metrics kept on the device, fetched every ``log_every`` steps.
-
-    Args:
-        log_every: fetch after this many steps.
-        on_fetch: called with ``(first_step, fetched)`` after each fetch, where
-            ``fetched[name]`` has one row per step and ``first_step`` is the 1-based step
-            of its first row.
-    """
-
-    def __init__(
-        self,
-        log_every: int,
-        on_fetch: Callable[[int, dict[str, np.ndarray]], None],
-        *,
-        first_step: int = 1,
-    ) -> None:
-        self.log_every = log_every
-        self.on_fetch = on_fetch
-        self.next_step = first_step
-        self._pending: list[Metrics] = []
-        self._sums: dict[str, np.ndarray] = {}
-        self._count = 0
-        self.last_sums: tuple[dict[str, np.ndarray], int] = ({}, 0)
-
-    def add(self, metrics: Metrics) -> None:
-        """Keep one step's metrics; fetch when ``log_every`` are pending."""
-        self._pending.append(metrics)
-        if len(self._pending) >= self.log_every:
-            self.flush()
-
-    def flush(self) -> None:
-        """Fetch every pending step now."""
-        if not self._pending:
-            return
-        fetched = fetch(self._pending)
-        self.on_fetch(self.next_step, fetched)
-        for name, values in fetched.items():
-            total = np.sum(values, axis=0, dtype=np.float64)
-            self._sums[name] = self._sums.get(name, 0.0) + total
-        self._count += len(self._pending)
-        self.next_step += len(self._pending)
-        self._pending = []
-
-    def running_means(self, fetched: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The means over the epoch so far, counting ``fetched`` (rows not yet added: what
-        ``on_fetch`` is called with); from the host copies, nothing more is fetched."""
-        count = self._count + len(next(iter(fetched.values())))
-        return {
-            k: (self._sums.get(k, 0.0) + np.sum(v, axis=0, dtype=np.float64)) / count
-            for k, v in fetched.items()
-        }
-
-    def take_means(self) -> dict[str, np.ndarray]:
-        """The mean of every metric since the last call (after a flush); then reset.
-
-        The sums and the count they were divided by stay readable as :attr:`last_sums`
-        (a checkpoint of a partial epoch keeps them, see :meth:`carry`).
-        """
-        self.flush()
-        means = {k: v / max(self._count, 1) for k, v in self._sums.items()}
-        self.last_sums = (self._sums, self._count)
-        self._sums, self._count = {}, 0
-        return means
-
-    def epoch_sums(self) -> tuple[dict[str, np.ndarray], int]:
-        """The metric sums and step count of the epoch so far (fetching what is pending):
-        those being gathered inside an epoch, else those of the epoch :meth:`take_means`
-        just ended (what a checkpoint of a partial epoch keeps)."""
-        self.flush()
-        return (self._sums, self._count) if self._count else self.last_sums
-
-    def carry(self, sums: dict[str, Any], count: int) -> None:
-        """Start from the sums of ``count`` steps already taken (a resumed partial epoch),
-        so the epoch's means are those of the uninterrupted run."""
-        self._sums = {k: np.asarray(v, np.float64) for k, v in sums.items()}
-        self._count = count
-
-
 def eval_chunk(step: Any, batch_size: int) -> int:
     """The evaluation or prediction batch size ``step`` runs for a requested one.
 
@@ -298,7 +211,9 @@ class EpochRunner:
     Args:
         plan: the run's plan.
         train_fn: the compiled step ``(state, batch) -> (state, metrics)``; a
-            :class:`jdl.train.ParallelStep` places the state with its ``put_state``.
+            :class:`jdl.train.ParallelStep` places the state with its ``put_state``, and
+            under ``"jit"`` its step runs compiled with a device buffer it writes its
+            metrics into (``jdl.train._metric_rows``: no per-step metric arrays).
         state: the state to start from.
         seed: the shuffling seed.
         shuffle: reshuffle every epoch.
@@ -312,6 +227,9 @@ class EpochRunner:
             means (default: each metric as it is); ``sweep`` picks one configuration.
         on_fetch: also called with ``(first_step, fetched)`` after every fetch (may be set
             later, as the attribute ``on_fetch``).
+        data_on_device: put an in-memory training feed on the devices once and gather
+            each batch there (``jdl.train.feed._on_device``): ``None`` decides by size and
+            strategy, ``True`` forces it, ``False`` (the default) feeds from the host.
 
     Attributes:
         on_step: if set, called with the global step count after every step (the step's
@@ -331,9 +249,11 @@ class EpochRunner:
         verbose: int = 1,
         summary: Summary | None = None,
         on_fetch: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+        data_on_device: bool | None = False,
     ) -> None:
         self.plan = plan
         self.train_fn = train_fn
+        self.feed = _on_device(plan.feed, train_fn, data_on_device, plan.batch_size)
         put_state = getattr(train_fn, "put_state", None)
         self.state = put_state(state) if put_state is not None else state
         step = int(np.max(state.step)) if step is None else step
@@ -343,6 +263,7 @@ class EpochRunner:
         self.on_fetch = on_fetch
         self.progress = Progress(verbose, plan.total_steps, step, summary)
         self.metrics = MetricBuffer(log_every, self._fetched, first_step=step + 1)
+        self._writer = row_writer(train_fn)  # metrics into a device buffer ("jit")
         self.on_step: Callable[[int], None] | None = None
 
     @property
@@ -360,7 +281,7 @@ class EpochRunner:
     def _batches(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
         skip = max(self.step - epoch * self.plan.steps_per_epoch, 0)
         return _epoch_batches(
-            self.plan.feed,
+            self.feed,
             self.plan.batch_size,
             seed=self.seed,
             epoch=epoch,
@@ -386,9 +307,19 @@ class EpochRunner:
             for batch in self._batches(epoch):
                 if self.done or stop():
                     break
-                self.state, step_metrics = self.train_fn(self.state, batch)
-                self.step += 1
-                self.metrics.add(step_metrics)
+                if self._writer is None:
+                    self.state, step_metrics = self.train_fn(self.state, batch)
+                    self.step += 1  # before a fetch: on_fetch sees the step count
+                    self.metrics.add(step_metrics)
+                else:
+                    rows = self.metrics.rows
+                    if rows is None:
+                        # an epoch ends with a fetch: never more unread rows than its steps
+                        capacity = min(self.metrics.log_every, self.plan.steps_per_epoch)
+                        self.state, rows = self._writer.start(self.state, batch, capacity)
+                    self.state, rows = self._writer(self.state, batch, rows)
+                    self.step += 1
+                    self.metrics.add_row(rows)
                 if self.on_step is not None:
                     self.on_step(self.step)
             return self.metrics.take_means()
