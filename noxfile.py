@@ -254,3 +254,18 @@ def bench(session: nox.Session) -> None:
     session.install("torch==2.13.0")
     args = session.posargs or ["--out", "benchmarks/results/mnist1d_cpu"]
     session.run("python", "benchmarks/bench_mnist1d.py", *args, env={"JAX_PLATFORMS": "cpu"})
+
+
+@nox.session
+def bench_gpu(session: nox.Session) -> None:
+    """ResNet-50 training throughput on one GPU, bf16: jdl vs torchvision AMP (+ compile).
+
+    For a machine with a GPU (not run by CI): installs jdl with JAX's CUDA 12 wheels and
+    torchvision, then runs ``benchmarks/gpu_resnet50.py`` (images/s, MFU, host-fed vs
+    on-device), writing ``benchmarks/results/gpu_resnet50.json``; extra arguments go to
+    the script, e.g. ``nox -s bench_gpu -- --batch 128``. ``--smoke`` checks it anywhere.
+    """
+    session.install("-e", ".", "jax[cuda12]")
+    session.install("torch", "torchvision")
+    args = session.posargs or ["--out", "benchmarks/results/gpu_resnet50.json"]
+    session.run("python", "benchmarks/gpu_resnet50.py", *args)
