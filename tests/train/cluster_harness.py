@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -52,6 +53,22 @@ def start(
                 )
             )
     return procs, logs
+
+
+def wait_all(procs: list[subprocess.Popen], logs: list[Path], timeout_s: float) -> None:
+    """Wait for every worker to exit 0 within ``timeout_s`` (all together); otherwise fail
+    the test with the failing worker's log (the workers still running are killed by
+    :func:`stop`, which the caller runs in a ``finally``)."""
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    for i, proc in enumerate(procs):
+        try:
+            code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"worker {i} still running after {timeout_s} s:\n{tail(logs[i])}")
+        if code != 0:
+            pytest.fail(f"worker {i} exited with {code}:\n{tail(logs[i])}")
 
 
 def stop(procs: list[subprocess.Popen]) -> None:

@@ -1,8 +1,8 @@
 """A checkpoint directory that not every process sees fails fast, on every process, with a
 message that says so (issue #12); one shared directory works.
 
-Two local processes (``jax.distributed`` over gloo on 127.0.0.1, the harness of
-``test_multihost.py``) run this file as a script. Each first trains with a ``Checkpoint``
+Two local processes (``jax.distributed`` over gloo on 127.0.0.1, started by
+``cluster_harness``) run this file as a script. Each first trains with a ``Checkpoint``
 callback into a directory of its own (two local directories: what separate hosts with local
 disks have), then calls ``save_state`` into it, then trains into one directory both see.
 Without the check, Orbax's collective save crashes both processes with a
@@ -12,13 +12,11 @@ Without the check, Orbax's collective save crashes both processes with a
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+import cluster_harness as harness
 import pytest
-from test_multihost import _free_port, _tail, _worker_env
 
 NUM_PROCESSES = 2
 TIMEOUT_S = 300  # both scenarios; ~20 s on an idle 2-core machine
@@ -34,17 +32,11 @@ def _attempt(fn) -> str:
     return "ok"
 
 
-def worker(process_id: int, port: int, root: str) -> None:
+def worker(process_id: int, num_processes: int, port: int, root: str) -> None:
     """One process: the three attempts, written to ``root/result_<id>.json``."""
     import jax
 
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        f"127.0.0.1:{port}",
-        num_processes=NUM_PROCESSES,
-        process_id=process_id,
-        initialization_timeout=60,
-    )
+    harness.join(process_id, num_processes, port)
     import multihost_worker as mw
     import numpy as np
 
@@ -68,35 +60,11 @@ def worker(process_id: int, port: int, root: str) -> None:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("shared_dir")
-    port = _free_port()
-    procs, logs = [], []
+    procs, logs = harness.start(__file__, NUM_PROCESSES, [str(root)], root)
     try:
-        for i in range(NUM_PROCESSES):
-            logs.append(root / f"process_{i}.log")
-            with open(logs[-1], "w") as log:
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, __file__, str(i), str(port), str(root)],
-                        cwd=Path(__file__).parent,
-                        env=_worker_env(),
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                    )
-                )
-        deadline = time.monotonic() + TIMEOUT_S
-        for i, proc in enumerate(procs):
-            try:
-                code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"process {i} still running after {TIMEOUT_S} s:\n{_tail(logs[i])}")
-            if code != 0:
-                pytest.fail(f"process {i} exited with {code}:\n{_tail(logs[i])}")
+        harness.wait_all(procs, logs, TIMEOUT_S)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        harness.stop(procs)
     found = [json.loads((root / f"result_{i}.json").read_text()) for i in range(NUM_PROCESSES)]
     return root, found
 
@@ -125,4 +93,4 @@ def test_a_shared_directory_checkpoints_as_before(results):
 
 
 if __name__ == "__main__":
-    worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    worker(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])

@@ -3,12 +3,9 @@ resumed to 3 from the sharded checkpoint, equals 3 epochs of ``"jit"`` in one pr
 
 from __future__ import annotations
 
-import time
-
 import fsdp_worker
 import numpy as np
-import pytest
-from cluster_harness import start, stop, tail
+from cluster_harness import start, stop, wait_all
 
 TIMEOUT_S = 300
 
@@ -17,11 +14,7 @@ def test_two_process_fsdp_fit_and_resume_equal_one_process_jit(tmp_path):
     procs, logs = start(fsdp_worker.__file__, 2, [str(tmp_path)], tmp_path)
     try:
         reference = fsdp_worker.run_fit("jit")
-        deadline = time.monotonic() + TIMEOUT_S
-        for i, proc in enumerate(procs):
-            code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
-            if code != 0:
-                pytest.fail(f"worker {i} exited with {code}:\n{tail(logs[i])}")
+        wait_all(procs, logs, TIMEOUT_S)
     finally:
         stop(procs)
     for i in range(2):

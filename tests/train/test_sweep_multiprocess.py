@@ -6,12 +6,9 @@ over the devices of both processes (as ``fit``'s), so both report the one-proces
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-import pytest
 import sweep_worker
-from cluster_harness import start, stop, tail
+from cluster_harness import start, stop, wait_all
 
 TIMEOUT_S = 300
 
@@ -20,11 +17,7 @@ def test_two_process_sweep_equals_one_process_sweep(tmp_path):
     procs, logs = start(sweep_worker.__file__, 2, [str(tmp_path)], tmp_path)
     try:
         reference = sweep_worker.run_sweep()
-        deadline = time.monotonic() + TIMEOUT_S
-        for i, proc in enumerate(procs):
-            code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
-            if code != 0:
-                pytest.fail(f"worker {i} exited with {code}:\n{tail(logs[i])}")
+        wait_all(procs, logs, TIMEOUT_S)
     finally:
         stop(procs)
     assert {k for k in reference if k.endswith("/val_loss")} == {"0/val_loss", "1/val_loss"}
