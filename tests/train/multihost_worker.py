@@ -132,14 +132,9 @@ def reference() -> dict[str, np.ndarray]:
 
 def main(process_id: int, num_processes: int, port: int, out_dir: str) -> None:
     import jax
+    from cluster_harness import join
 
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        f"127.0.0.1:{port}",
-        num_processes=num_processes,
-        process_id=process_id,
-        initialization_timeout=60,
-    )
+    join(process_id, num_processes, port)
     import jdl
 
     assert jax.process_count() == num_processes, jax.process_count()

@@ -10,13 +10,7 @@ with ``"jit"``; parameters and metrics must agree to float tolerance.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
+import cluster_harness as harness
 import multihost_worker as worker
 import numpy as np
 import pytest
@@ -25,65 +19,16 @@ NUM_PROCESSES = 2
 TIMEOUT_S = 420  # the whole cluster run; ~30 s on an idle 2-core machine
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    flags = [
-        f
-        for f in env.get("XLA_FLAGS", "").split()
-        if not f.startswith("--xla_force_host_platform_device_count")
-    ]
-    env["XLA_FLAGS"] = " ".join([*flags, "--xla_force_host_platform_device_count=2"])
-    env["JAX_PLATFORMS"] = "cpu"
-    env.pop("JAX_NUM_CPU_DEVICES", None)
-    return env
-
-
-def _tail(path: Path, n: int = 3000) -> str:
-    return path.read_text(errors="replace")[-n:] if path.exists() else "(no output)"
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Run the workers (and the single-process reference meanwhile); their results."""
     out = tmp_path_factory.mktemp("multihost")
-    port = _free_port()
-    procs, logs = [], []
+    procs, logs = harness.start(worker.__file__, NUM_PROCESSES, [str(out)], out)
     try:
-        for i in range(NUM_PROCESSES):
-            log = out / f"process_{i}.log"
-            logs.append(log)
-            with open(log, "w") as f:
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, worker.__file__, str(i), str(NUM_PROCESSES), str(port)]
-                        + [str(out)],
-                        cwd=Path(worker.__file__).parent,
-                        env=_worker_env(),
-                        stdout=f,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                    )
-                )
         reference = worker.reference()
-        deadline = time.monotonic() + TIMEOUT_S
-        for i, proc in enumerate(procs):
-            try:
-                code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"worker {i} still running after {TIMEOUT_S} s:\n{_tail(logs[i])}")
-            if code != 0:
-                pytest.fail(f"worker {i} exited with {code}:\n{_tail(logs[i])}")
+        harness.wait_all(procs, logs, TIMEOUT_S)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        harness.stop(procs)
     results = [dict(np.load(out / f"process_{i}.npz")) for i in range(NUM_PROCESSES)]
     return reference, results, out
 
