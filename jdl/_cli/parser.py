@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jdl._cli.models import MODELS
+from jdl._cli.sharding_options import add_sharding_options
 
 PROG = "python -m jdl"
 
@@ -200,6 +201,7 @@ def _train_options(train: Parser) -> None:
         "else none)",
     )
     _cluster_options(train)
+    add_sharding_options(train)
 
 
 def coordinator(value: str) -> str:

@@ -35,6 +35,7 @@ from jdl._cli.rundir import (
     plural,
     write_json,
 )
+from jdl._cli.sharding_options import mesh_and_rules
 from jdl._cli.signals import DeferSignals, Stopped, exit_status
 from jdl.train.callbacks import Callback
 
@@ -278,12 +279,14 @@ class TrainCommand:
             ),
         ]
         try:
+            mesh, rules = mesh_and_rules(args)
             return jdl.fit(
                 model, train, batch_size=args.batch_size, optimizer=optimizer, loss=loss,
                 epochs=args.epochs, steps=steps, validation=validation, callbacks=callbacks,
                 strategy=args.strategy, seed=args.seed,
                 verbose=0 if args.quiet else args.verbose, resume=args.resume, debug=args.debug,
-                compile_cache=_compile_cache(args), precision=args.precision,
+                compile_cache=_compile_cache(args), precision=args.precision, mesh=mesh,
+                sharding_rules=rules,
             )  # fmt: skip
         except jdl.train.NonFiniteError as err:  # --debug found where training diverged
             _say(f"error: training diverged: {err}", file=sys.stderr)

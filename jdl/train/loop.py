@@ -96,6 +96,8 @@ def fit(
     debug: bool = False,
     precision: str = "float32",
     on_sigterm: str = "exit",
+    mesh: jax.sharding.Mesh | None = None,
+    sharding_rules: Sequence[tuple[str, Any]] = (),
     compile_cache: str | os.PathLike | None = None,
     data_on_device: bool | None = None,
 ) -> History:
@@ -168,6 +170,12 @@ def fit(
             ``stop_reason == "preempted"``, so the script exits 0 and resumes with
             ``resume=True``. In a multi-process run every process stops after the same step
             (JAX's preemption service; :mod:`jdl.train.interrupt`).
+        mesh: the device mesh of ``"sharded"`` (a 1-D ``"data"`` mesh) or ``"fsdp"`` (a
+            ``("data", "fsdp")`` mesh, e.g. ``jdl.train.fsdp_mesh((2, 4))``); default: all
+            devices (see :func:`jdl.train.parallelize`).
+        sharding_rules: for ``"fsdp"``, ``(regex, PartitionSpec)`` pairs placing the state
+            leaves whose path matches (first match wins) before the FSDP rule places the
+            rest (:func:`jdl.train.state_shardings`).
         compile_cache: a directory for JAX's persistent compilation cache
             (:func:`jdl.train.enable_compile_cache`): the compiled steps are written there,
             and a later process training the same model with the same settings loads them
@@ -246,7 +254,9 @@ def fit(
         )
     else:
         point = ResumePoint(state)
-    train_fn, eval_fn = _steps(loss, metrics, l1, l2, strategy, debug, precision)
+    train_fn, eval_fn = _steps(
+        loss, metrics, l1, l2, strategy, debug, precision, mesh, tuple(sharding_rules)
+    )
     monitor = DebugMonitor.for_run(model, point.state, plan) if debug else None
     warn_nan = not debug and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
     runner = EpochRunner(
@@ -348,21 +358,31 @@ def _steps(
     strategy: str | None,
     debug: bool = False,
     precision: str = "float32",
+    mesh: jax.sharding.Mesh | None = None,
+    rules: tuple[tuple[str, Any], ...] = (),
 ) -> tuple[ParallelStep, ParallelStep]:
     """The compiled training step (counting NaN/inf with ``debug``) and, on the same
-    devices, the evaluation step, both computing in ``precision``."""
+    devices and mesh, the evaluation step, both computing in ``precision``."""
     loss_fn = losses_lib.get(loss)
     mixed = {} if precision == "float32" else {"precision": precision}  # else: the plain step
     options = {"debug": True, **mixed} if debug else mixed
     train_fn = parallelize(
         functools.partial(train_step, loss_fn=loss_fn, metrics=metrics, l1=l1, l2=l2, **options),
         strategy,
+        mesh=mesh,
+        rules=rules,
     )
+    if rules and train_fn.strategy != "fsdp":
+        raise ValueError(
+            f'sharding_rules place parameters for strategy="fsdp"; this run uses '
+            f"{train_fn.strategy!r}."
+        )
     eval_fn = parallelize(
         functools.partial(eval_step, loss_fn=loss_fn, metrics=metrics, **mixed),
         train_fn.strategy,
         donate=False,
         mesh=train_fn.mesh,
+        rules=rules,
     )
     return train_fn, eval_fn
 

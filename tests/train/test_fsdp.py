@@ -123,3 +123,12 @@ def test_fit_fsdp_on_one_device_equals_jit():
     assert jnp.shape(
         jdl.train.predict(TinyMLP(batch_norm=True), got.state, blobs(5), strategy="fsdp")
     ) == (5, 3)
+
+
+def test_fit_refuses_sharding_rules_for_another_strategy():
+    with pytest.raises(ValueError, match='sharding_rules place parameters for strategy="fsdp"'):
+        jdl.fit(
+            jdl.nn.MLP(widths=(8,), num_outputs=3), blobs(64), batch_size=16, epochs=1,
+            loss="cross_entropy", optimizer=("sgd", 0.1), verbose=0, strategy="jit",
+            sharding_rules=[(r"kernel", P())],
+        )  # fmt: skip

@@ -150,3 +150,12 @@ def test_sharded_checkpoint_restores_onto_one_device_and_another_mesh(tmp_path):
     assert restored.sharding.mesh.shape == {"data": 4, "fsdp": 2}
     assert restored.addressable_shards[0].data.shape == (64, 128)
     _assert_close(moved.arrays, h.state.arrays, 0)
+
+
+def test_fit_takes_the_mesh_and_the_sharding_rules():
+    rules = [(r"Dense_0/kernel", P("fsdp"))]  # the FSDP rule alone would shard axis 1
+    got = _fit("mlp_batchnorm", "fsdp", mesh=fsdp_mesh((2, 4)), sharding_rules=rules)
+    kernel = got.state.params["Dense_0"]["kernel"]
+    assert kernel.sharding.spec == P("fsdp")
+    assert dict(kernel.sharding.mesh.shape) == {"data": 2, "fsdp": 4}
+    _assert_close(got.state.variables, _fit("mlp_batchnorm", "jit").state.variables)
