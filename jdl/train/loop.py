@@ -207,15 +207,15 @@ def fit(
             Also for a ``compile_cache`` other than the one this process already uses,
             and for ``data_on_device=True`` with a streamed source, ``strategy="pmap"``
             or ``"fsdp"``, or several processes (or a ``data_on_device`` that is not
-            ``None``, ``True`` or ``False``).
+            ``None``, ``True`` or ``False``). And, under ``strategy="pmap"``, for a model
+            with BatchNorm layers whose ``axis_name`` is not ``"batch"`` (per-device
+            statistics; the layers and the fix are named), before the first step.
         TypeError: for inputs or targets that are not numbers (strings, objects, dates).
         NonFiniteError: with ``debug=True``, at the first step that produced NaN or inf.
         KeyboardInterrupt: on SIGINT (Ctrl-C) while training, after stopping at a step
             boundary and letting each ``Checkpoint`` save that step (resumable exactly);
-            ``SystemExit(143)`` likewise on SIGTERM. See :mod:`jdl.train.interrupt`.
-        ValueError: also, under ``strategy="pmap"``, for a model with BatchNorm layers
-            whose ``axis_name`` is not ``"batch"`` (per-device statistics; the layers and
-            the fix are named), before the first step.
+            ``SystemExit(143)`` likewise on SIGTERM (unless ``on_sigterm="return"``). See
+            :mod:`jdl.train.interrupt`.
 
     In a multi-process run (``jax.distributed``), a device call that fails while training
     or validating -- typically because another process died -- ends the process at once
