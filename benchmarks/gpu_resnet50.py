@@ -61,6 +61,17 @@ def _peak(kind: str, given: float | None) -> float | None:
     return None
 
 
+def _timed(one, sync, args: argparse.Namespace) -> dict[str, Any]:
+    """Warm ``one()`` up (compilation), then its images/s over the timed windows."""
+    start = time.perf_counter()
+    for _ in range(args.warmup):
+        one()
+    sync()
+    warmup_s = time.perf_counter() - start
+    rates = _window(one, args.steps, args.repeats, args.batch, sync)
+    return {"images_per_s": statistics.median(rates), "windows": rates, "warmup_s": warmup_s}
+
+
 def _window(step, steps: int, repeats: int, batch: int, sync) -> list[float]:
     """Images/s of ``repeats`` windows of ``steps`` calls of ``step()``."""
     rates = []
@@ -103,14 +114,7 @@ def run_jdl(args: argparse.Namespace, host_fed: bool) -> dict[str, Any]:
     def sync() -> None:
         jax.block_until_ready(holder["state"].params)
 
-    start = time.perf_counter()
-    for _ in range(args.warmup):
-        one()
-    sync()
-    warmup_s = time.perf_counter() - start
-    rates = _window(one, args.steps, args.repeats, args.batch, sync)
-    return {"images_per_s": statistics.median(rates), "windows": rates, "warmup_s": warmup_s,
-            "loss": float(holder["metrics"]["loss"])}  # fmt: skip
+    return {**_timed(one, sync, args), "loss": float(holder["metrics"]["loss"])}
 
 
 def run_torch(args: argparse.Namespace, compiled: bool) -> dict[str, Any] | str:
@@ -143,13 +147,7 @@ def run_torch(args: argparse.Namespace, compiled: bool) -> dict[str, Any] | str:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    start = time.perf_counter()
-    for _ in range(args.warmup):
-        one()
-    sync()
-    warmup_s = time.perf_counter() - start
-    rates = _window(one, args.steps, args.repeats, args.batch, sync)
-    return {"images_per_s": statistics.median(rates), "windows": rates, "warmup_s": warmup_s}
+    return _timed(one, sync, args)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -102,20 +102,26 @@ class Parser(argparse.ArgumentParser):
         return f"{message} ({'; '.join(hints)})" if hints else message
 
 
-def _train_options(train: Parser) -> None:
-    """The options of ``python -m jdl train``."""
-    _choice(train, "--model", "model", sorted(MODELS), "cnn", "the model")
-    train.add_argument(
+def _model_and_data_options(command: Parser, model: str, dataset: str) -> None:
+    """``--model``, ``--dataset`` and ``--data-dir``, shared by ``train`` and ``diagnose``
+    (their defaults differ)."""
+    _choice(command, "--model", "model", sorted(MODELS), model, "the model")
+    command.add_argument(
         "--dataset",
-        default="mnist1d",
+        default=dataset,
         help="a bundled dataset (iris, digits, mnist1d, coffee) or a prepared TFDS catalog "
-        "name (default: mnist1d)",
+        f"name (default: {dataset})",
     )
-    train.add_argument(
+    command.add_argument(
         "--data-dir",
         default=None,
         help="where datasets are stored (default: $JDL_DATA_DIR, else jdl's cache folder)",
     )
+
+
+def _train_options(train: Parser) -> None:
+    """The options of ``python -m jdl train``."""
+    _model_and_data_options(train, "cnn", "mnist1d")
     train.add_argument(
         "--download",
         action="store_true",
@@ -323,18 +329,7 @@ _DIAGNOSE_EPILOG = (
 
 def _diagnose_options(diagnose: Parser) -> None:
     """The options of ``python -m jdl diagnose``."""
-    _choice(diagnose, "--model", "model", sorted(MODELS), "mlp", "the model")
-    diagnose.add_argument(
-        "--dataset",
-        default="iris",
-        help="a bundled dataset (iris, digits, mnist1d, coffee) or a prepared TFDS catalog "
-        "name (default: iris)",
-    )
-    diagnose.add_argument(
-        "--data-dir",
-        default=None,
-        help="where datasets are stored (default: $JDL_DATA_DIR, else jdl's cache folder)",
-    )
+    _model_and_data_options(diagnose, "mlp", "iris")
     _choice(diagnose, "--optimizer", "optimizer", OPTIMIZERS, "adam", "the optimiser diagnosed")
     diagnose.add_argument(
         "--lr", type=float, default=1e-2, help="the learning rate diagnosed (default: 0.01)"

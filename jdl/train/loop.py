@@ -31,7 +31,7 @@ from jdl.train.history import History
 from jdl.train.interrupt import PREEMPTED, StopOnSignal
 from jdl.train.optim import as_optimizer
 from jdl.train.parallel import ParallelStep, parallelize
-from jdl.train.precision import check_precision, with_loss_scaling
+from jdl.train.precision import check_precision, step_options, with_loss_scaling
 from jdl.train.resume import (
     ResumePoint,
     callback_states,
@@ -364,7 +364,7 @@ def _steps(
     """The compiled training step (counting NaN/inf with ``debug``) and, on the same
     devices and mesh, the evaluation step, both computing in ``precision``."""
     loss_fn = losses_lib.get(loss)
-    mixed = {} if precision == "float32" else {"precision": precision}  # else: the plain step
+    mixed = step_options(precision)
     options = {"debug": True, **mixed} if debug else mixed
     train_fn = parallelize(
         functools.partial(train_step, loss_fn=loss_fn, metrics=metrics, l1=l1, l2=l2, **options),

@@ -66,6 +66,17 @@ def check_precision(precision: Any) -> str:
     return precision
 
 
+def step_options(precision: str) -> dict[str, str]:
+    """The keyword ``train_step`` / ``eval_step`` take for ``precision``: none for
+    ``"float32"``, so the step compiled is exactly the plain one (and the compiled-step
+    caches see the same function).
+
+    Args:
+        precision: one of :data:`PRECISIONS`.
+    """
+    return {} if check_precision(precision) == "float32" else {"precision": precision}
+
+
 def compute_dtype(precision: str) -> Any | None:
     """The computation dtype of ``precision``; ``None`` for ``"float32"`` (nothing to cast).
 

@@ -43,7 +43,7 @@ from jdl.train.history import History
 from jdl.train.hparams import Hyper
 from jdl.train.optim import _check_learning_rate
 from jdl.train.parallel import parallelize
-from jdl.train.precision import check_precision, with_loss_scaling
+from jdl.train.precision import check_precision, step_options, with_loss_scaling
 from jdl.train.results import SweepResult
 from jdl.train.runner import EpochRunner, RunPlan, check_run_settings, default_metrics, plan_run
 from jdl.train.state import TrainState, create_state
@@ -128,7 +128,7 @@ def _vmapped(
     stacked states (the stacked :func:`_settings` compiled in), computing in
     ``precision``, compiled by :func:`jdl.train.parallelize`, and the K initial states'
     arrays."""
-    mixed = {} if precision == "float32" else {"precision": precision}
+    mixed = step_options(precision)
     scales = jnp.asarray([c["init_scale"] for c in configs], jnp.float32)
     keys = jnp.stack([jax.random.PRNGKey(c["seed"]) for c in configs])
     sample = plan.sample
